@@ -1,0 +1,86 @@
+"""The two public entry points: `token_rewards` (one pair) and `token_rewards_batch` (many, padded batches).
+
+Data flows one way: text -> models.encode (token ids, offsets) -> scoring (prefix scores)
+-> methods (token rewards) -> result.TokenRewards.
+"""
+
+from __future__ import annotations
+
+import time
+
+from red_core import align, methods, scoring
+from red_core.models import Encoding, RewardModel, encode
+from red_core.result import TokenRewards
+
+
+def _unit_positions(enc: Encoding, response: str, granularity) -> list[int]:
+    """Scored-token indices that end a unit (word, sentence, or k-token chunk)."""
+    units = align.assign_units(enc.offsets, enc.special, response, granularity)
+    return [t for t in range(len(units)) if t == len(units) - 1 or units[t + 1] != units[t]]
+
+
+def _build(rm: RewardModel, prompt: str, response: str, enc: Encoding, ps: scoring.PrefixScores, method: str,
+           params: dict, granularity) -> TokenRewards:
+    rewards, used = methods.compute_rewards(method, ps, **params)
+    warnings = list(rm.warnings) + list(enc.warnings) + list(ps.notes)
+    if ps.baseline is None and method == "red" and used.get("prompt_baseline", True):
+        warnings.append("the input has no tokens before the response, so R(x, ∅) is undefined; it is taken as 0 "
+                        "(the first token's reward is its own prefix score).")
+    tr = TokenRewards(prompt=prompt, response=response, texts=enc.texts, offsets=enc.offsets,
+                      token_ids=[[i] for i in enc.ids[enc.start:enc.stop]], special=enc.special, rewards=rewards,
+                      prefix_scores=ps.prefix_scores, score=ps.score, baseline=ps.baseline, method=method,
+                      params=used, model=rm.name, warnings=warnings,
+                      meta={"path": ps.path, "kind": rm.kind, "label_index": rm.label_index,
+                            "chat_template": rm.uses_chat_template, "input_format": rm.input_format})
+    return tr.aggregate(granularity) if granularity != "token" else tr
+
+
+def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str], method: str = "red", *,
+                        batch_size: int = 8, granularity: str | int = "token", on_error: str = "raise",
+                        max_batch_tokens: int = scoring.DEFAULT_MAX_BATCH_TOKENS, **params) -> list:
+    """Token rewards for many (prompt, response) pairs, scored in padded batches.
+
+    method: one of `list_methods()`; params: beta_c, prompt_baseline (red), beta (abc).
+    granularity: "token", "word", "sentence" or an int k (chunks of k tokens). For encoder RMs a
+    coarser granularity also scores fewer prefixes (cheaper); causal RMs score every token anyway.
+    on_error: "raise", or "return" to put the exception in the failed row's place and go on.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses; pass one prompt per response")
+    if on_error not in ("raise", "return"):
+        raise ValueError("on_error must be 'raise' or 'return'")
+    methods.resolve_params(method, params)  # bad names fail before any model work
+    if granularity not in align.LEVELS and not (isinstance(granularity, int) and granularity >= 1):
+        raise ValueError(f"granularity must be one of {align.LEVELS} or a positive int, got {granularity!r}")
+    results: list = [None] * len(prompts)
+    encs: dict[int, Encoding] = {}
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        try:
+            encs[i] = encode(rm, p, r)
+        except Exception as err:  # noqa: BLE001 - reported per row
+            if on_error == "raise":
+                raise
+            results[i] = err
+    order = list(encs)
+    coarse = rm.kind == "encoder" and granularity != "token"
+    positions = [_unit_positions(encs[i], responses[i], granularity) for i in order] if coarse else None
+    t0 = time.perf_counter()
+    scored = scoring.score_encodings(rm, [encs[i] for i in order], batch_size=batch_size,
+                                     with_attention=method in methods.NEEDS_ATTENTION,
+                                     max_batch_tokens=max_batch_tokens, positions=positions)
+    seconds = time.perf_counter() - t0
+    for i, ps in zip(order, scored):
+        try:
+            results[i] = _build(rm, prompts[i], responses[i], encs[i], ps, method, params, granularity)
+            results[i].meta["seconds"] = seconds / max(1, len(order))
+        except Exception as err:  # noqa: BLE001
+            if on_error == "raise":
+                raise
+            results[i] = err
+    return results
+
+
+def token_rewards(rm: RewardModel, prompt: str, response: str, method: str = "red", *,
+                  granularity: str | int = "token", **params) -> TokenRewards:
+    """Per-token rewards of one response. See `token_rewards_batch` for the options."""
+    return token_rewards_batch(rm, [prompt], [response], method, granularity=granularity, **params)[0]
