@@ -35,7 +35,7 @@ def unit_spans(text: str, level: str) -> list[tuple[int, int]]:
         raise ValueError(f"unknown level {level!r}; choose one of {LEVELS}")
     spans, start = [], 0
     for e in ends:
-        if e > start:
+        if e > start and text[start:e].strip():  # whitespace alone leads into the next unit
             spans.append((start, e))
             start = e
     if start < len(text):

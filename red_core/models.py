@@ -132,6 +132,14 @@ def _load_config(name: str, trust_remote_code: bool):
         raise RewardModelError(_not_found_message(name, err)) from err
 
 
+def _check_remote_code(name: str, config, trust_remote_code: bool) -> None:
+    custom = (getattr(config, "auto_map", None) or {}).get("AutoModelForSequenceClassification")
+    if custom and not trust_remote_code:
+        raise RewardModelError(
+            f"{name!r} ships its own model code ({custom}); the built-in class could give wrong scores, and its "
+            f"code runs on your machine. If you trust its authors, pass trust_remote_code=True (--trust-remote-code).")
+
+
 def _check_head(name: str, config) -> None:
     archs = list(getattr(config, "architectures", None) or [])
     has_cls_arch = any(a.endswith("ForSequenceClassification") for a in archs)
@@ -229,6 +237,7 @@ def load_reward_model(name_or_path: str | os.PathLike | None = None, *, device: 
     device = resolve_device(device)
     warnings: list[str] = []
     config = _load_config(name, trust_remote_code)
+    _check_remote_code(name, config, trust_remote_code)
     _check_head(name, config)
     label_index = _check_labels(name, config, label_index)
     try:

@@ -90,6 +90,12 @@ def _accepts_positions(rm: RewardModel) -> bool:
     return rm.kind == "causal"
 
 
+def _padding_side(rm: RewardModel) -> str:
+    """The tokenizer's side for causal RMs (we pass position ids); always right for encoders, whose
+    absolute position embeddings would shift under left padding."""
+    return rm.tokenizer.padding_side if rm.kind == "causal" else "right"
+
+
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= SELF_CHECK_RTOL * max(1.0, abs(b))
 
@@ -129,7 +135,7 @@ def _one_pass(rm: RewardModel, encs: list[Encoding], with_attention: bool) -> li
     captured = {}
     handle = head.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
     pad_id = rm.model.config.pad_token_id
-    batch, positions, lefts = _collate([e.ids for e in encs], _pad_id(rm), rm.tokenizer.padding_side, rm.device)
+    batch, positions, lefts = _collate([e.ids for e in encs], _pad_id(rm), _padding_side(rm), rm.device)
     try:
         with _EagerAttention(rm.model, with_attention):
             out = rm.model(**batch, position_ids=positions, output_attentions=with_attention)
@@ -188,7 +194,7 @@ def _model_scores(rm: RewardModel, inputs: list[tuple[list[int], list[int] | Non
         group = order[i:i + max(1, max_batch_tokens // width)]
         seqs = [inputs[j][0] for j in group]
         types = [inputs[j][1] for j in group] if inputs[group[0]][1] is not None else None
-        batch, positions, _ = _collate(seqs, _pad_id(rm), rm.tokenizer.padding_side, rm.device, types)
+        batch, positions, _ = _collate(seqs, _pad_id(rm), _padding_side(rm), rm.device, types)
         extra = {"position_ids": positions} if _accepts_positions(rm) else {}
         logits = rm.model(**batch, **extra).logits[:, rm.label_index].float()  # (b,)
         scores[group] = logits.double().cpu().numpy()

@@ -61,9 +61,9 @@ def wordpiece_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def save_model(model, tokenizer, folder: str | Path, *, safe: bool = True) -> Path:
+def save_model(model, tokenizer, folder: str | Path) -> Path:
     folder = Path(folder)
-    model.save_pretrained(folder, safe_serialization=safe)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -71,9 +71,18 @@ def save_model(model, tokenizer, folder: str | Path, *, safe: bool = True) -> Pa
 def tiny_reward_model(arch: str, folder: str | Path, *, layers: int = 2, width: int = 64, seed: int = 0,
                       num_labels: int = 1, tokenizer=None, **tok_kw) -> Path:
     """Save a random `...ForSequenceClassification` model: arch in llama, qwen2, gpt2, bert, deberta."""
-    from transformers import (BertConfig, BertForSequenceClassification, DebertaV2Config,
-                              DebertaV2ForSequenceClassification, GPT2Config, GPT2ForSequenceClassification,
-                              LlamaConfig, LlamaForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        GPT2Config,
+        GPT2ForSequenceClassification,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+        Qwen2Config,
+        Qwen2ForSequenceClassification,
+    )
 
     torch.manual_seed(seed)
     encoder = arch in ("bert", "deberta")
