@@ -18,7 +18,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -50,14 +49,10 @@ def text_of_tokens(rm, n_tokens: int) -> str:
     return rm.tokenizer.decode(ids)
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bench_causal(folder: str, n_tokens: int, repeats: int, naive: bool) -> dict:
@@ -76,13 +71,14 @@ def bench_causal(folder: str, n_tokens: int, repeats: int, naive: bool) -> dict:
 
     # Interleave the two so drifts in machine load hit both alike.
     t_plain, t_red = [], []
-    plain(), red()
+    plain(), red()  # warm-up
     for _ in range(repeats):
-        t_plain.append(median_time(plain, 1))
-        t_red.append(median_time(red, 1))
+        t_plain.append(timed(plain))
+        t_red.append(timed(red))
     out = {"tokens_scored": enc.stop - enc.start, "input_tokens": len(enc.ids),
-           "plain_s": statistics.median(t_plain), "red_s": statistics.median(t_red)}
-    out["red_over_plain"] = out["red_s"] / out["plain_s"]
+           "plain_s": statistics.median(t_plain), "red_s": statistics.median(t_red),
+           # median of the ratios of back-to-back pairs: robust to load that drifts during the run
+           "red_over_plain": statistics.median(r / p for r, p in zip(t_red, t_plain))}
     if naive:
         t0 = time.perf_counter()
         scoring.score_prefixes_loop(rm, enc)
@@ -91,18 +87,35 @@ def bench_causal(folder: str, n_tokens: int, repeats: int, naive: bool) -> dict:
     return out
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _encoder_child(folder: str, n_tokens: int, max_batch_tokens: int, queue) -> None:
+    """Score in a fresh process while a thread samples resident memory every 2 ms."""
+    import threading
+
     torch.set_num_threads(2)
     rm = red_core.load_reward_model(folder)
     response = text_of_tokens(rm, n_tokens)
     enc = encode(rm, "Question: how was it? ", response)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scoring.score_encodings(rm, [enc], max_batch_tokens=256)  # warm-up with small batches
+    before, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     t0 = time.perf_counter()
     scoring.score_encodings(rm, [enc], max_batch_tokens=max_batch_tokens)
     seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"seconds": seconds, "peak_rss_mb": after / 1024, "rss_growth_mb": (after - before) / 1024,
-               "prefixes": enc.stop - enc.start + 1})
+    done.set()
+    sampler.join()
+    queue.put({"seconds": seconds, "rss_before_mb": before, "peak_growth_mb": peak[0] - before})
 
 
 def _in_child(*args) -> dict:
@@ -132,7 +145,7 @@ def bench_encoder(folder: str, n_tokens: int) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scoring.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -155,8 +168,8 @@ def main(argv=None) -> dict:
     print(f"encoder RM ({layers} layers, width {width}), {e['prefixes']} prefixes")
     print(f"  batched {e['batched_s'] * 1000:.0f} ms, sequential loop {e['loop_s'] * 1000:.0f} ms, loop/batched = {e['loop_over_batched']:.1f}x")
     for b, m in e["memory"].items():
-        print(f"  max_batch_tokens={b:>6}: {m['seconds'] * 1000:.0f} ms, peak RSS {m['peak_rss_mb']:.0f} MB "
-              f"(+{m['rss_growth_mb']:.0f} MB while scoring)")
+        print(f"  max_batch_tokens={b:>6}: {m['seconds'] * 1000:.0f} ms, peak memory +{m['peak_growth_mb']:.0f} MB "
+              f"while scoring (over {m['rss_before_mb']:.0f} MB resident)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(f"written to {args.out}")

@@ -39,7 +39,7 @@ def byte_bpe_tokenizer(vocab_size: int = 400, *, bos: bool = True, chat: bool = 
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     kw = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": None if no_pad else ("<eos>" if pad_is_eos else "<pad>")}
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512,
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=1024,
                                    additional_special_tokens=["<|im_start|>", "<|im_end|>"], **kw)
     if chat:
         fast.chat_template = CHAT_TEMPLATE

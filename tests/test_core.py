@@ -134,7 +134,6 @@ def test_telescoping_sum_and_no_credit_on_prompt_tokens(rm):
         assert tr.check()["ok"]
         # Every reward belongs to a response token or a template token after it; none to the prompt.
         assert response_part(tr) == text
-        assert all(s for t, s in zip(tr.texts, tr.special) if t and t not in text) or True
         enc = encode(rm, PROMPT, text)
         assert len(tr) == enc.stop - enc.start
         prompt_only = rm.tokenizer(PROMPT)["input_ids"]
