@@ -64,14 +64,15 @@ def bench_causal(folder: str, n_tokens: int, repeats: int, naive: bool) -> dict:
 
     def plain():
         with torch.no_grad():
-            rm.model(input_ids=ids).logits
+            return rm.model(input_ids=ids).logits
 
     def red():
         red_core.token_rewards(rm, prompt, response)
 
     # Interleave the two so drifts in machine load hit both alike.
     t_plain, t_red = [], []
-    plain(), red()  # warm-up
+    plain()  # warm-up
+    red()
     for _ in range(repeats):
         t_plain.append(timed(plain))
         t_red.append(timed(red))

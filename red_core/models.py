@@ -119,7 +119,15 @@ def _not_found_message(name: str, err: Exception) -> str:
             f"models. ({type(err).__name__}: {err})")
 
 
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are "name" or "org/name"; anything else with slashes, or starting with . / ~, is a folder."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
 def _load_config(name: str, trust_remote_code: bool):
+    if not os.path.isdir(name) and _looks_like_path(name):
+        raise RewardModelError(f"folder {name!r} not found. Pass an existing model folder, or a hub id such as "
+                               f"{EXAMPLE_REWARD_MODELS.split(' ')[0]}.")
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ValueError as err:
@@ -328,7 +336,7 @@ def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
         raise RewardModelError("the response is empty: there are no tokens to give rewards to.")
     tok = rm.tokenizer
     if rm.input_format == "pair":
-        enc = tok(prompt, response, return_offsets_mapping=True, return_special_tokens_mask=True)
+        enc = tok(prompt, response, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
         seq_ids = enc.sequence_ids()
         in_resp = [s == 1 for s in seq_ids]
         spans = [tuple(o) for o in enc["offset_mapping"]]
@@ -337,7 +345,7 @@ def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
     else:
         text, resp_lo = _format_text(rm, prompt, response)
         enc = tok(text, add_special_tokens=not rm.uses_chat_template, return_offsets_mapping=True,
-                  return_special_tokens_mask=True)
+                  return_special_tokens_mask=True, verbose=False)  # we truncate ourselves, with a warning
         spans = [tuple(o) for o in enc["offset_mapping"]]
         added = enc["special_tokens_mask"]
         resp_hi = resp_lo + len(response)

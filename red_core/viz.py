@@ -16,6 +16,7 @@ import numpy as np
 NEG = (178, 24, 43)  # red
 POS = (33, 102, 172)  # blue
 WHITE = (255, 255, 255)
+METHOD_TITLES = {"red": "RED", "abc": "ABC", "sparse": "Sparse", "uniform": "Uniform"}
 
 CSS = """
 .red-heatmap{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:15px;line-height:1.9;
@@ -55,9 +56,9 @@ def fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.4f}"
 
 
-def legend_html(scale: float) -> str:
+def legend_html(scale: float, unit: str = "token") -> str:
     return (f'<div class="red-legend"><span>{-scale:+.3g}</span><span class="bar"></span>'
-            f'<span>{scale:+.3g}</span><span>reward per token (symmetric scale; white = 0)</span></div>')
+            f'<span>{scale:+.3g}</span><span>reward per {html.escape(unit)} (symmetric scale; white = 0)</span></div>')
 
 
 def summary_html(tr) -> str:
@@ -90,7 +91,8 @@ def heatmap_html(tr, *, scale: float | None = None, show_special: bool = True, t
                  full_page: bool = True, active: int | None = None) -> str:
     scale = scale if scale is not None else symmetric_scale(tr.rewards)
     head = f"<h3 style='font-family:system-ui,sans-serif'>{html.escape(title)}</h3>" if title else ""
-    body = (head + legend_html(scale) + summary_html(tr) +
+    unit = tr.granularity if tr.granularity in ("token", "word", "sentence") else "chunk"
+    body = (head + legend_html(scale, unit) + summary_html(tr) +
             tokens_html(tr, scale=scale, show_special=show_special, active=active))
     if not full_page:
         return f"<style>{CSS}</style>{body}"
@@ -106,10 +108,11 @@ def rewards_figure(tr, *, title: str | None = None, show_special: bool = True):
     idx = [i for i in range(len(tr)) if show_special or not tr.special[i]]
     x = list(range(len(idx)))
     rewards = [float(tr.rewards[i]) for i in idx]
-    labels = [tr.tokens[i] for i in idx]
+    labels = [html.escape(tr.tokens[i]) for i in idx]  # plotly reads <b>, <br>, <a> in labels as markup
+    unit = tr.granularity if tr.granularity in ("token", "word", "sentence") else "chunk"
     scale = symmetric_scale(np.array(rewards))
     fig = go.Figure()
-    fig.add_bar(x=x, y=rewards, name="token reward", marker_color=[color(r, scale) for r in rewards],
+    fig.add_bar(x=x, y=rewards, name=f"{unit} reward", marker_color=[color(r, scale) for r in rewards],
                 marker_line_color="#555", marker_line_width=0.5, customdata=labels,
                 hovertemplate="%{customdata}<br>reward %{y:+.4f}<extra></extra>")
     start = tr.baseline if tr.baseline is not None else 0.0
@@ -119,7 +122,7 @@ def rewards_figure(tr, *, title: str | None = None, show_special: bool = True):
                     hovertemplate="%{customdata}<br>prefix score %{y:+.4f}<extra></extra>")
     step = max(1, len(x) // 60)
     fig.update_layout(
-        title=title or f"{tr.method} token rewards", height=360, margin={"l": 50, "r": 50, "t": 40, "b": 80},
+        title=title or f"{METHOD_TITLES.get(tr.method, tr.method)}: reward per {unit}", height=360, margin={"l": 50, "r": 50, "t": 40, "b": 80},
         xaxis={"tickmode": "array", "tickvals": x[::step], "ticktext": labels[::step], "tickangle": -60},
         yaxis={"title": "reward", "zeroline": True}, yaxis2={"title": "prefix score", "overlaying": "y", "side": "right"},
         legend={"orientation": "h", "y": 1.12}, plot_bgcolor="#fff", bargap=0.15)
