@@ -1,0 +1,336 @@
+"""Event handlers: plain functions from UI values to UI values, callable without a browser.
+
+Each handler checks its input against the named limits (app/limits.py), asks red_core for token
+rewards through the shared model cache, and returns HTML / figures / tables made by app/render.py.
+Bad input raises `gr.Error` with a message that says what to do; the server keeps serving.
+The TokenRewards of the last Explore run is returned for the session's gr.State (step-through,
+re-rendering when the special-token toggle changes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+import red_core
+from app import limits, render
+from app.context import INPUT_FORMATS, AppContext, RMChoice, display_name
+from red_core import align, viz
+from red_core.result import TokenRewards
+
+GRANULARITIES = ("token", "word", "sentence")
+COMPARE_METHODS = ("red", "abc", "uniform", "sparse")
+LABEL_INDEX_HINT = " In this app: open “Model options”, set “Output index”, and load again."
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def check_prompt(prompt: str | None) -> str:
+    """An empty prompt is allowed (R(x, ∅) is then undefined); whitespace-only or too long is not."""
+    prompt = prompt or ""
+    if prompt and not prompt.strip():
+        raise gr.Error("The prompt is only whitespace. Type a prompt, or clear the box completely to score the "
+                       "response without one.")
+    if len(prompt) > limits.MAX_PROMPT_CHARS:
+        raise gr.Error(f"The prompt is {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,} "
+                       f"(MAX_PROMPT_CHARS). Shorten it and score again.")
+    return prompt
+
+
+def check_response(response: str | None, what: str = "response") -> str:
+    if not response or not response.strip():
+        raise gr.Error(f"The {what} is empty. Type or paste a {what} (or click an example), then score again.")
+    if len(response) > limits.MAX_RESPONSE_CHARS:
+        raise gr.Error(f"The {what} is {len(response):,} characters; the limit is {limits.MAX_RESPONSE_CHARS:,} "
+                       f"(MAX_RESPONSE_CHARS). Shorten it and score again.")
+    return response
+
+
+def check_choice(value) -> RMChoice:
+    if isinstance(value, RMChoice):
+        return value
+    if isinstance(value, dict):
+        return RMChoice(**value)
+    if isinstance(value, (list, tuple)) and value:
+        return RMChoice(*value)
+    if isinstance(value, str) and value.strip():
+        return RMChoice(value.strip())
+    raise gr.Error("No reward model is selected. Pick one in the model picker at the top and press Load.")
+
+
+def check_option(value, allowed, what: str):
+    if value not in allowed:
+        raise gr.Error(f"Unknown {what} {value!r}; choose one of: {', '.join(map(str, allowed))}.")
+    return value
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def get_rm(ctx: AppContext, choice: RMChoice, progress=None):
+    """(RewardModel, lock) from the shared cache; a failed load becomes a gr.Error."""
+    if progress is not None and choice not in ctx.reward_models:
+        progress(0.05, desc=f"loading reward model {display_name(choice.name)}")
+    try:
+        return ctx.reward_models.get_entry(choice)
+    except red_core.RewardModelError as err:
+        hint = LABEL_INDEX_HINT if "label_index" in str(err) else ""
+        raise gr.Error(f"Could not load the reward model: {err}{hint}") from err
+    except Exception as err:  # noqa: BLE001 - anything else a hub model may throw
+        raise gr.Error(f"Could not load the reward model {choice.name!r} ({type(err).__name__}: {err}). "
+                       f"Check the hub id or folder, or pick the default model.") from err
+
+
+def model_status(ctx: AppContext, choice: RMChoice) -> str:
+    name = render.esc(display_name(choice.name))
+    extra = "".join(f" · {k} {render.esc(str(v))}" for k, v in
+                    (("output", choice.label_index), ("input", choice.input_format)) if v not in (None, "auto"))
+    cache = ctx.reward_models
+    rm = cache.peek(choice)
+    if rm is None:
+        state = ("loading…" if choice in cache.loading else
+                 f"not loaded: {render.esc(cache.errors[choice])}" if choice in cache.errors else "loads on first use")
+        return f'<div class="red-summary">Reward model: <code>{name}</code>{extra} · {state}</div>'
+    kind = "causal: one pass scores every prefix" if rm.kind == "causal" else "encoder: one pass per prefix"
+    tmpl = " · chat template" if rm.uses_chat_template else ""
+    return (f'<div class="red-summary">Reward model: <code>{name}</code>{extra} · loaded ✓ · {kind} · '
+            f'max {rm.max_length} tokens{tmpl}</div>' + render.warnings_html(rm.warnings))
+
+
+def load_model(ctx: AppContext, name: str | None, label_index, input_format: str, current,
+               progress=gr.Progress()) -> tuple[RMChoice, str]:
+    """Load a reward model into the cache and make it the session's; on failure keep the previous one."""
+    name = (name or "").strip()
+    if not name:
+        raise gr.Error("Type a hub id (e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B) or a local folder, or pick the "
+                       "default, then press Load.")
+    check_option(input_format or "auto", INPUT_FORMATS, "input format")
+    label = None if label_index in (None, "") or (isinstance(label_index, float) and np.isnan(label_index)) else int(label_index)
+    choice = RMChoice(name, label, input_format or "auto")
+    progress(0.05, desc=f"loading {display_name(name)}")
+    try:
+        get_rm(ctx, choice, None)
+    except gr.Error as err:
+        previous = check_choice(current) if current else ctx.default_rm
+        raise gr.Error(f"{err.message} The app keeps using {display_name(previous.name)}.") from err
+    progress(1.0, desc="loaded")
+    return choice, model_status(ctx, choice)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score(ctx: AppContext, choice, prompt: str, response: str, *, method: str = "red", granularity: str = "token",
+          what: str = "response", progress=None, **params) -> TokenRewards:
+    """token_rewards through the cache, with the MAX_TOKENS limit; every failure is a gr.Error."""
+    choice = check_choice(choice)
+    rm, lock = get_rm(ctx, choice, progress)
+    with lock:
+        try:
+            enc = red_core.encode(rm, prompt, response)
+        except red_core.RewardModelError as err:
+            raise gr.Error(f"Could not tokenise the {what}: {err}") from err
+        n = enc.stop - enc.start
+        if n > limits.MAX_TOKENS:
+            raise gr.Error(f"The {what} is {n} tokens for this reward model; the limit is {limits.MAX_TOKENS} "
+                           f"(MAX_TOKENS). Shorten it and score again.")
+        if progress is not None:
+            progress(0.5, desc=f"scoring {n} tokens ({method})")
+        try:
+            return red_core.token_rewards(rm, prompt, response, method, granularity=granularity, **params)
+        except (red_core.RewardModelError, ValueError) as err:
+            raise gr.Error(f"Scoring failed: {err}") from err
+        except Exception as err:  # noqa: BLE001
+            raise gr.Error(f"Scoring failed ({type(err).__name__}: {err}). Try a shorter text or another method.") from err
+
+
+def export(ctx: AppContext, tr: TokenRewards) -> list[str]:
+    """CSV, JSON and standalone HTML of one result, in a fresh download folder."""
+    out = ctx.new_download_dir()
+    stem = f"token-rewards-{tr.method}-{tr.granularity}"
+    paths = [out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.html"]
+    tr.to_csv(paths[0])
+    tr.to_json(paths[1], indent=1)
+    paths[2].write_text(tr.to_html(title=f"Token rewards ({tr.method}, {tr.granularity}s)"), encoding="utf-8")
+    return [str(p) for p in paths]
+
+
+def render_explore(tr: TokenRewards | None, show_special: bool = True):
+    """(heatmap, figure, numbers, table) of a result; re-used when only the display toggles change."""
+    if tr is None:
+        msg = render.placeholder("Press Score to see token rewards.")
+        return msg, None, msg, None
+    return (render.heatmap(tr, show_special=show_special), render.rewards_figure(tr, show_special=show_special),
+            render.numbers_html(tr, show_special=show_special), render.table(tr))
+
+
+def explore(ctx: AppContext, choice, prompt: str, response: str, method: str = "red", beta_c: float = 1.0,
+            beta: float = 0.5, prompt_baseline: bool = True, granularity: str = "token", show_special: bool = True,
+            progress=gr.Progress()):
+    """The Explore tab: heatmap, figure, numbers, table, downloads, and the result for gr.State."""
+    prompt, response = check_prompt(prompt), check_response(response)
+    check_option(method, red_core.list_methods(), "method")
+    check_option(granularity, GRANULARITIES, "granularity")
+    tr = score(ctx, choice, prompt, response, method=method, granularity=granularity, beta_c=float(beta_c),
+               beta=float(beta), prompt_baseline=bool(prompt_baseline), progress=progress)
+    return (*render_explore(tr, bool(show_special)), export(ctx, tr), tr)
+
+
+# ----------------------------------------------------------------------------- step-through
+
+
+def step_count(tr: TokenRewards | None, show_special: bool = True) -> int:
+    return len(render.visible(tr, show_special)) if tr is not None else 0
+
+
+def step_reset(tr: TokenRewards | None, show_special: bool = True):
+    """After scoring: slider back to the first unit, its maximum set to the number of units."""
+    n = step_count(tr, show_special)
+    return gr.Slider(minimum=0, maximum=max(n - 1, 1), value=0, step=1, interactive=n > 1), step_view(tr, 0, show_special)
+
+
+def step_view(tr: TokenRewards | None, k, show_special: bool = True) -> str:
+    if tr is None:
+        return render.placeholder("Score a response first; then walk through it token by token here.")
+    return render.step_html(tr, int(k or 0), show_special=show_special)
+
+
+def step_move(tr: TokenRewards | None, k, show_special: bool = True, delta: int = 1) -> int:
+    n = step_count(tr, show_special)
+    return int(min(max(int(k or 0) + delta, 0), max(n - 1, 0)))
+
+
+def step_tick(tr: TokenRewards | None, k, show_special: bool = True):
+    """One "play" tick: the next unit; the timer stops at the last one."""
+    n = step_count(tr, show_special)
+    nxt = step_move(tr, k, show_special, 1)
+    return nxt, gr.Timer(active=nxt < n - 1)
+
+
+def step_play(tr: TokenRewards | None, k, show_special: bool = True):
+    """Start playing (from the beginning if at the end)."""
+    n = step_count(tr, show_special)
+    if n < 2:
+        raise gr.Error("Score a response with at least two tokens first.")
+    start = 0 if int(k or 0) >= n - 1 else int(k or 0)
+    return start, gr.Timer(active=True)
+
+
+# ----------------------------------------------------------------------------- upload
+
+
+def read_upload(path: str | None) -> str:
+    """A UTF-8 text file into the response box, within MAX_UPLOAD_BYTES and MAX_RESPONSE_CHARS."""
+    if not path:
+        raise gr.Error("No file received; choose a .txt file.")
+    size = Path(path).stat().st_size
+    if size > limits.MAX_UPLOAD_BYTES:
+        raise gr.Error(f"The file is {size:,} bytes; the limit is {limits.MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES). "
+                       f"Upload a shorter text.")
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise gr.Error("The file is not UTF-8 text; save it as plain UTF-8 text (.txt) and upload again.") from err
+    return check_response(text, "uploaded text")
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _shown(tr: TokenRewards, show_special: bool) -> np.ndarray:
+    return tr.rewards[render.visible(tr, show_special)]
+
+
+def compare_methods(ctx: AppContext, choice, prompt: str, response: str, granularity: str = "token",
+                    beta: float = 0.5, show_special: bool = True, progress=gr.Progress()):
+    """RED, ABC, uniform and sparse on the same text, on one shared colour scale."""
+    prompt, response = check_prompt(prompt), check_response(response)
+    check_option(granularity, GRANULARITIES, "granularity")
+    results, notes = {}, []
+    for k, m in enumerate(COMPARE_METHODS):
+        progress((k + 1) / (len(COMPARE_METHODS) + 1), desc=f"scoring ({m})")
+        try:
+            results[m] = score(ctx, choice, prompt, response, method=m, granularity=granularity, beta=float(beta))
+        except gr.Error as err:
+            if m == "red":
+                raise
+            notes.append(f"{m}: {err.message}")
+    scale = viz.symmetric_scale(*(_shown(tr, show_special) for tr in results.values()))
+    html = render.methods_html(results, scale=scale, show_special=show_special) + render.warnings_html(notes)
+    red = results["red"]
+    idx = render.visible(red, show_special)
+    fig = render.lines_figure({m: tr.rewards[idx] for m, tr in results.items()}, [red.tokens[i] for i in idx],
+                              title=f"credit per {granularity}, all methods")
+    return html, fig
+
+
+def compare_pair(ctx: AppContext, choice, prompt: str, chosen: str, rejected: str, granularity: str = "token",
+                 show_special: bool = True, progress=gr.Progress()):
+    """A chosen and a rejected response to one prompt: both scores, RED rewards, aligned unit by unit."""
+    prompt = check_prompt(prompt)
+    chosen, rejected = check_response(chosen, "chosen response"), check_response(rejected, "rejected response")
+    check_option(granularity, GRANULARITIES, "granularity")
+    progress(0.3, desc="scoring the chosen response")
+    a = score(ctx, choice, prompt, chosen, granularity=granularity, what="chosen response")
+    progress(0.6, desc="scoring the rejected response")
+    b = score(ctx, choice, prompt, rejected, granularity=granularity, what="rejected response")
+    scale = viz.symmetric_scale(_shown(a, show_special), _shown(b, show_special))
+    panels = (render.panel(a, title="chosen", scale=scale, show_special=show_special)
+              + render.panel(b, title="rejected", scale=scale, show_special=show_special))
+    html = (render.STYLE + render.pair_summary(a, b) + viz.legend_html(scale) + f'<div class="red-grid">{panels}</div>'
+            + f'<div class="red-box" style="margin-top:10px"><b>Aligned {granularity} by {granularity}</b> (shared units side by side; '
+              f'inserted, deleted and replaced units marked)</div>'
+            + render.aligned_table(a, b, scale=scale, show_special=show_special)
+            + render.warnings_html(a.warnings + b.warnings))
+    return html
+
+
+def to_words(tr: TokenRewards) -> TokenRewards:
+    """RED rewards moved onto the response's words by character offsets (sums kept; see align.transfer_rewards)."""
+    spans = align.unit_spans(tr.response, "word")
+    rewards = align.transfer_rewards([e for _, e in tr.offsets], tr.rewards, [e for _, e in spans])
+    start = tr.baseline if tr.baseline is not None and tr.params.get("prompt_baseline", True) else 0.0
+    return TokenRewards(prompt=tr.prompt, response=tr.response, texts=[tr.response[s:e] for s, e in spans],
+                        offsets=spans, token_ids=[[] for _ in spans], special=[False] * len(spans), rewards=rewards,
+                        prefix_scores=start + np.cumsum(rewards), score=tr.score, baseline=tr.baseline,
+                        method=tr.method, params=dict(tr.params), model=tr.model, granularity="word",
+                        warnings=list(tr.warnings), meta=dict(tr.meta))
+
+
+def same_tokens(a: TokenRewards, b: TokenRewards) -> bool:
+    return a.offsets == b.offsets and a.token_ids == b.token_ids and a.special == b.special
+
+
+def compare_models(ctx: AppContext, choice, other: str | None, prompt: str, response: str, shared_scale: bool = True,
+                   progress=gr.Progress()):
+    """Two reward models on one text: token by token if they tokenise alike, else word by word."""
+    prompt, response = check_prompt(prompt), check_response(response)
+    choice_a = check_choice(choice)
+    if not other or not other.strip():
+        raise gr.Error("Choose the second reward model (a hub id or local folder) to compare with.")
+    choice_b = RMChoice(other.strip())
+    progress(0.2, desc=f"model A: {display_name(choice_a.name)}")
+    a = score(ctx, choice_a, prompt, response, progress=progress)
+    progress(0.6, desc=f"model B: {display_name(choice_b.name)}")
+    b = score(ctx, choice_b, prompt, response, progress=progress)
+    level = "token" if same_tokens(a, b) else "word"
+    if level == "word":
+        a, b = to_words(a), to_words(b)
+    sa, sb = viz.symmetric_scale(a.rewards), viz.symmetric_scale(b.rewards)
+    if shared_scale:
+        sa = sb = max(sa, sb)
+    names = (f"A: {display_name(choice_a.name)}", f"B: {display_name(choice_b.name)}")
+    note = ("Both models split the text into the same tokens: compared token by token." if level == "token" else
+            "The models tokenise differently: rewards moved onto words by character offsets (sums kept).")
+    scale_note = "one shared colour scale" if shared_scale else "each model on its own colour scale"
+    panels = (render.panel(a, title=names[0], scale=sa) + render.panel(b, title=names[1], scale=sb))
+    html = (render.STYLE + f'<div class="red-box">{render.esc(note)} Colours: {scale_note}.</div>'
+            + viz.legend_html(sa) + ("" if shared_scale else viz.legend_html(sb))
+            + f'<div class="red-grid">{panels}</div>'
+            + render.aligned_table(a, b, scale=max(sa, sb), names=("A", "B"))
+            + render.warnings_html(a.warnings + b.warnings))
+    fig = render.lines_figure({"A": a.rewards, "B": b.rewards}, a.tokens, title=f"RED reward per {level}: A vs B")
+    return html, fig

@@ -1,0 +1,18 @@
+"""Named limits of the app: what one request may ask for, and how much the server holds at once.
+
+Every check in the handlers refers to these names, and every error message quotes them, so a
+user who hits one knows which limit it was and what to do. Raise them for a private deployment
+with more memory or cores; keep them for a public Space on 2 CPU cores.
+"""
+
+MAX_PROMPT_CHARS = 4_000  # characters in a prompt
+MAX_RESPONSE_CHARS = 4_000  # characters in a response (chosen and rejected each)
+MAX_TOKENS = 512  # scored response tokens per text (encoder RMs score one prefix per token)
+MAX_UPLOAD_BYTES = 100_000  # a text file uploaded into the response box (also launch(max_file_size=...))
+MAX_MODEL_PARAMS = 1_500_000_000  # hub models larger than this are refused before download
+MODEL_CACHE_SIZE = 2  # reward models kept loaded (LRU); two so that "two reward models" fits
+POLICY_CACHE_SIZE = 1  # causal-LM policies kept loaded (Policies tab)
+CONCURRENCY_LIMIT = 2  # events running at once (one per CPU core of a basic Space)
+MAX_QUEUE_SIZE = 32  # requests waiting in the queue before new ones are turned away
+FILE_TTL_SECONDS = 3_600  # downloads (CSV / JSON / HTML) are deleted after this long
+STEP_INTERVAL_SECONDS = 0.6  # "play" speed of the step-through

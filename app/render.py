@@ -1,0 +1,277 @@
+"""HTML and figures the app shows, built on red_core.viz (same colours, same escaping rules).
+
+Every string that came from a user or a tokenizer goes through `html.escape`; tokens keep their
+whitespace (`white-space: pre-wrap`). Each HTML fragment carries its own <style> so it renders the
+same inside the app, in gradio_client output and when saved.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+from itertools import zip_longest
+
+import numpy as np
+
+from red_core import viz
+from red_core.methods import DESCRIPTIONS
+
+esc = html.escape
+
+APP_CSS = """
+.red-box{font-family:system-ui,sans-serif;font-size:14px;color:#222}
+.red-note{font-family:system-ui,sans-serif;font-size:13px;color:#555;padding:12px;border:1px dashed #ccc;border-radius:6px;background:#fafafa}
+.red-numbers{border-collapse:collapse;font-family:system-ui,sans-serif;font-size:13px;margin:4px 0;color:#222;background:#fff}
+.red-numbers td,.red-numbers th{border:1px solid #e3e3e3;padding:3px 8px;text-align:left;vertical-align:top}
+.red-numbers td.num{font-family:ui-monospace,Menlo,Consolas,monospace;text-align:right;white-space:nowrap}
+.red-numbers .ok{color:#1a7f37;font-weight:600}.red-numbers .bad{color:#b2182b;font-weight:600}
+.red-warn{font-family:system-ui,sans-serif;font-size:12px;color:#8a5300;background:#fff8e6;border:1px solid #f0d9a8;border-radius:4px;padding:4px 8px;margin:4px 0}
+.red-grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px}
+@media (max-width:800px){.red-grid{grid-template-columns:1fr}}
+.red-panel h4{font-family:system-ui,sans-serif;margin:6px 0 2px 0;font-size:14px;color:#222}
+.red-panel .desc{font-family:system-ui,sans-serif;font-size:12px;color:#555;margin-bottom:2px}
+.red-step .future{background:none!important;color:#b5b5b5!important;box-shadow:none}
+.red-gauge{position:relative;height:34px;margin:8px 14px 18px 14px;font-family:system-ui,sans-serif;font-size:11px;color:#444}
+.red-gauge .track{position:absolute;top:14px;left:0;right:0;height:4px;background:#e6e6e6;border-radius:2px}
+.red-gauge .move{position:absolute;top:12px;height:8px;border-radius:4px}
+.red-gauge .dot{position:absolute;top:9px;width:14px;height:14px;margin-left:-7px;border-radius:7px;border:2px solid #fff}
+.red-gauge .lab{position:absolute;top:26px;transform:translateX(-50%);white-space:nowrap}
+.red-align{max-height:420px;overflow:auto;border:1px solid #ddd;border-radius:6px;margin:4px 0}
+.red-align table{width:100%;margin:0}
+.red-align td,.red-align th{padding:1px 8px;line-height:1.5}
+.red-align th{position:sticky;top:0;background:#f6f6f6}
+.red-align .tok{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre;border-radius:3px;padding:0 2px;
+  box-shadow:inset 0 0 0 1px rgba(0,0,0,.06)}
+.red-align td.op{color:#8a5300;font-size:12px}
+.red-align tr.insert td,.red-align tr.delete td,.red-align tr.replace td{background:#fffbe6}
+"""
+
+STYLE = f"<style>{viz.CSS}{APP_CSS}</style>"
+
+
+def fmt(v) -> str:
+    return viz.fmt(None if v is None else float(v))
+
+
+def visible(tr, show_special: bool) -> list[int]:
+    """Indices of the units shown (all, or all but special tokens)."""
+    return [i for i in range(len(tr)) if show_special or not tr.special[i]]
+
+
+def placeholder(text: str) -> str:
+    return f'{STYLE}<div class="red-note">{esc(text)}</div>'
+
+
+def warnings_html(warnings) -> str:
+    return "".join(f'<div class="red-warn">⚠ {esc(w)}</div>' for w in dict.fromkeys(warnings))
+
+
+def heatmap(tr, *, scale: float | None = None, show_special: bool = True) -> str:
+    """The Explore heatmap: legend, summary line and one span.tok per shown unit."""
+    scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
+    return STYLE + viz.legend_html(scale) + viz.summary_html(tr) + viz.tokens_html(tr, scale=scale, show_special=show_special)
+
+
+def numbers_html(tr, *, show_special: bool = True) -> str:
+    """R(x, y), R(x, ∅), the sum of rewards and the telescoping check, with what each means."""
+    c = tr.check()
+    red_with_baseline = tr.method == "red" and tr.params.get("prompt_baseline", True) and tr.baseline is not None
+    expected_text = ("β_c · (R(x, y) − R(x, ∅)) + (1 − β_c) · R(x, y)" if red_with_baseline else "R(x, y)")
+    mark = ('<span class="ok">✓ sums match</span>' if c["ok"] else '<span class="bad">✗ sums differ</span>')
+    rows = [
+        ("R(x, y)", fmt(c["score"]), "reward-model score of prompt + whole response"),
+        ("R(x, ∅)", fmt(c["baseline"]), "score of the prompt alone (RED's starting point)" if c["baseline"] is not None
+         else "undefined: no tokens before the response (taken as 0)"),
+        ("Σ rewards", fmt(c["sum"]), f"sum over all {len(tr)} {tr.granularity}s (special tokens included)"),
+        ("expected", fmt(c["expected"]), expected_text),
+        ("check", f"{c['difference']:+.1e}", f"Σ rewards − expected {mark}"),
+    ]
+    hidden = [i for i in range(len(tr)) if tr.special[i]] if not show_special else []
+    if hidden:
+        rows.append(("hidden", fmt(float(np.sum(tr.rewards[hidden]))),
+                     f"reward on {len(hidden)} hidden special token(s), still counted in Σ"))
+    params = ", ".join(f"{k}={v}" for k, v in tr.params.items()) or "no parameters"
+    secs = tr.meta.get("seconds")
+    info = (f"model <code>{esc(str(tr.model))}</code> · method <b>{esc(tr.method)}</b> ({esc(params)}) · "
+            f"scoring path {esc(str(tr.meta.get('path', '?')))}" + (f" · {secs * 1000:.0f} ms" if secs else ""))
+    body = "".join(f'<tr><th>{esc(a)}</th><td class="num">{esc(b)}</td><td>{d}</td></tr>' for a, b, d in rows)
+    return (f'{STYLE}<div class="red-box"><table class="red-numbers">{body}</table>'
+            f'<div class="red-summary">{info}</div>{warnings_html(tr.warnings)}</div>')
+
+
+def table(tr):
+    """A pandas table for gr.Dataframe: display token, ids, offsets, reward, prefix score (rounded)."""
+    df = tr.to_pandas().drop(columns=["text"])
+    if "ids" in df:
+        df["ids"] = [" ".join(map(str, v)) for v in df["ids"]]
+    df.insert(0, "#", range(len(df)))
+    return df.round({"reward": 5, "prefix_score": 5})
+
+
+def safe_figure(fig):
+    """Escape token strings in a plotly figure: plotly reads <b>, <br>, <a> in labels as markup."""
+    fig.update_xaxes(ticktext=[esc(str(t)) for t in (fig.layout.xaxis.ticktext or ())])
+    for trace in fig.data:
+        if trace.customdata is not None:
+            trace.customdata = [esc(str(c)) for c in trace.customdata]
+    return fig
+
+
+def rewards_figure(tr, *, show_special: bool = True, active: int | None = None):
+    """red_core.viz.rewards_figure (labels already escaped), with a marker on the unit being stepped through."""
+    fig = viz.rewards_figure(tr, show_special=show_special)
+    if active is not None:
+        fig.add_vline(x=active, line_width=2, line_dash="dot", line_color="#111")
+    return fig
+
+
+# ----------------------------------------------------------------------------- step-through
+
+
+def _gauge(lo: float, hi: float, prev: float, cur: float, reward: float, scale: float) -> str:
+    span = (hi - lo) or 1.0
+
+    def pos(v):
+        return 100.0 * (v - lo) / span
+
+    a, b = sorted((pos(prev), pos(cur)))
+    col = viz.color(cur - prev, scale) if cur != prev else "#999"
+    return (f'<div class="red-gauge"><div class="track"></div>'
+            f'<div class="move" style="left:{a:.2f}%;width:{max(b - a, 0.3):.2f}%;background:{col}"></div>'
+            f'<div class="dot" style="left:{pos(prev):.2f}%;background:#9a9a9a" title="before this token"></div>'
+            f'<div class="dot" style="left:{pos(cur):.2f}%;background:#111" title="after this token"></div>'
+            f'<span class="lab" style="left:0%">{lo:+.3g}</span><span class="lab" style="left:100%">{hi:+.3g}</span>'
+            f'</div>')
+
+
+def _sign_colour(v: float) -> str:
+    r, g, b = viz.POS if v > 0 else viz.NEG
+    return "#333" if abs(v) < 1e-12 else f"rgb({r},{g},{b})"
+
+
+def step_html(tr, k: int, *, show_special: bool = True) -> str:
+    """Unit k of the shown units: earlier ones coloured, this one outlined, later ones grey."""
+    idx = visible(tr, show_special)
+    if not idx:
+        return placeholder("Nothing to step through.")
+    k = int(min(max(k, 0), len(idx) - 1))
+    i = idx[k]
+    scale = viz.symmetric_scale(tr.rewards)
+    start = tr.baseline if tr.baseline is not None else 0.0
+    prev = float(tr.prefix_scores[i - 1]) if i > 0 else float(start)
+    cur, reward = float(tr.prefix_scores[i]), float(tr.rewards[i])
+    allp = [start, *map(float, tr.prefix_scores)]
+    lo, hi = min(allp), max(allp)
+    pad = 0.05 * ((hi - lo) or 1.0)
+    spans = []
+    for j in idx:
+        text, sp = tr.texts[j], tr.special[j]
+        body = esc(text)
+        if not sp and "\n" in text:
+            body = body.replace("\n", '<span class="nl">↵</span>\n')
+        cls = "tok" + (" special" if sp else "") + (" empty" if text == "" else "")
+        if j > i:
+            spans.append(f'<span class="{cls} future" data-i="{j}">{body}</span>')
+            continue
+        cls += " active" if j == i else ""
+        r = float(tr.rewards[j])
+        spans.append(f'<span class="{cls}" data-i="{j}" style="background:{viz.color(r, scale)};'
+                     f'color:{viz.text_color(r, scale)}">{body}</span>')
+    ids = ",".join(map(str, tr.token_ids[i]))
+    head = (f'<div class="red-box"><b>Step {k + 1} / {len(idx)}</b> · {esc(tr.granularity)} '
+            f'<code>{esc(tr.tokens[i])}</code> (id {esc(ids)})</div>')
+    moving = (f'<div class="red-box">prefix score R(x, y≤t) moves {prev:+.4f} → <b>{cur:+.4f}</b> '
+              f'(change {cur - prev:+.4f}); reward of this {esc(tr.granularity)} under <b>{esc(tr.method)}</b>: '
+              f'<b style="color:{_sign_colour(reward)}">{reward:+.4f}</b> · '
+              f'running sum {float(np.sum(tr.rewards[:i + 1])):+.4f}</div>')
+    return (STYLE + '<div class="red-step">' + head + moving +
+            _gauge(lo - pad, hi + pad, prev, cur, reward, scale) +
+            '<div class="red-heatmap">' + "".join(spans) + "</div></div>")
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def panel(tr, *, title: str, scale: float, subtitle: str = "", show_special: bool = True) -> str:
+    c = tr.check()
+    line = (f'R(x, y) = {fmt(c["score"])} · R(x, ∅) = {fmt(c["baseline"])} · Σ rewards = {fmt(c["sum"])} '
+            f'{"✓" if c["ok"] else "✗"}')
+    return (f'<div class="red-panel"><h4>{esc(title)}</h4>'
+            + (f'<div class="desc">{esc(subtitle)}</div>' if subtitle else "")
+            + f'<div class="red-summary">{esc(line)}</div>'
+            + viz.tokens_html(tr, scale=scale, show_special=show_special) + "</div>")
+
+
+def methods_html(results: dict, *, scale: float, show_special: bool = True) -> str:
+    """One panel per credit method, all on one colour scale."""
+    panels = "".join(panel(tr, title=name.upper(), subtitle=DESCRIPTIONS.get(name, ""), scale=scale,
+                           show_special=show_special) for name, tr in results.items())
+    warn = warnings_html(w for tr in results.values() for w in tr.warnings)
+    return (STYLE + viz.legend_html(scale) + '<div class="red-box">one shared colour scale for all methods</div>'
+            + f'<div class="red-grid">{panels}</div>' + warn)
+
+
+def lines_figure(series: dict, labels: list[str], *, title: str, ytitle: str = "reward"):
+    """Several reward series over the same units: x = positions, tick labels = units (escaped)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    x = list(range(len(labels)))
+    safe = [esc(t) for t in labels]
+    for name, values in series.items():
+        fig.add_scatter(x=x, y=[float(v) for v in values], name=name, mode="lines+markers", customdata=safe,
+                        hovertemplate="%{customdata}<br>" + esc(name) + " %{y:+.4f}<extra></extra>")
+    step = max(1, len(x) // 60)
+    fig.update_layout(title=title, height=340, margin={"l": 50, "r": 20, "t": 40, "b": 80},
+                      xaxis={"tickmode": "array", "tickvals": x[::step], "ticktext": safe[::step], "tickangle": -60},
+                      yaxis={"title": ytitle, "zeroline": True}, legend={"orientation": "h", "y": 1.12},
+                      plot_bgcolor="#fff")
+    return fig
+
+
+def align_pairs(a: list[str], b: list[str]) -> list[tuple[str, int | None, int | None]]:
+    """Token alignment of two sequences (difflib): (op, index in a or None, index in b or None)."""
+    rows = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [(op, i, j) for i, j in zip(range(i1, i2), range(j1, j2))]
+        else:
+            rows += [(op, i, j) for i, j in zip_longest(range(i1, i2), range(j1, j2))]
+    return rows
+
+
+def _cell(tr, i, scale) -> str:
+    if i is None:
+        return '<td></td><td class="num"></td>'
+    r = float(tr.rewards[i])
+    return (f'<td><span class="tok" style="background:{viz.color(r, scale)};color:{viz.text_color(r, scale)}">'
+            f'{esc(tr.tokens[i])}</span></td><td class="num">{r:+.4f}</td>')
+
+
+def aligned_table(a, b, *, scale: float, names=("chosen", "rejected"), show_special: bool = True) -> str:
+    """Rows of aligned units of two results; equal units side by side, the others marked."""
+    ia, ib = visible(a, show_special), visible(b, show_special)
+    label = {"equal": "", "delete": f"only {names[0]}", "insert": f"only {names[1]}", "replace": "differs"}
+    rows = []
+    for op, i, j in align_pairs([a.tokens[k] for k in ia], [b.tokens[k] for k in ib]):
+        i = None if i is None else ia[i]
+        j = None if j is None else ib[j]
+        diff = "" if i is None or j is None else f"{float(a.rewards[i]) - float(b.rewards[j]):+.4f}"
+        rows.append(f'<tr class="{op}"><td class="op">{esc(label[op])}</td>{_cell(a, i, scale)}{_cell(b, j, scale)}'
+                    f'<td class="num">{diff}</td></tr>')
+    head = (f'<tr><th></th><th>{esc(names[0])}</th><th>reward</th><th>{esc(names[1])}</th><th>reward</th>'
+            f'<th>{esc(names[0])} − {esc(names[1])}</th></tr>')
+    return f'<div class="red-align"><table class="red-numbers">{head}{"".join(rows)}</table></div>'
+
+
+def pair_summary(chosen, rejected) -> str:
+    margin = chosen.score - rejected.score
+    p = 1.0 / (1.0 + np.exp(-margin))
+    verdict = ('<span class="ok">prefers the chosen response ✓</span>' if margin > 0 else
+               '<span class="bad">prefers the rejected response ✗</span>' if margin < 0 else "has no preference")
+    rows = [("R(x, chosen)", fmt(chosen.score)), ("R(x, rejected)", fmt(rejected.score)),
+            ("margin", fmt(margin)), ("σ(margin)", f"{p:.3f}"), ("R(x, ∅)", fmt(chosen.baseline)),
+            ("Σ rewards chosen", fmt(chosen.total)), ("Σ rewards rejected", fmt(rejected.total))]
+    body = "".join(f'<tr><th>{esc(a)}</th><td class="num">{esc(b)}</td></tr>' for a, b in rows)
+    return (f'<div class="red-box">The reward model {verdict}. σ(margin) is the Bradley–Terry probability '
+            f'that chosen beats rejected.</div><table class="red-numbers">{body}</table>')

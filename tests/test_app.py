@@ -1,0 +1,318 @@
+"""The Gradio app: handlers called directly, then the launched Blocks app through gradio_client.
+
+Tiny random reward models are built in the test session (conftest `model_dir`), so nothing here
+depends on assets/ existing. The browser test is in test_browser.py.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gr = pytest.importorskip("gradio")
+import torch  # noqa: E402
+
+import red_core  # noqa: E402
+from app import context, handlers, limits, render  # noqa: E402
+from app.context import AppContext, RMChoice  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "Tell me about your day.\n"
+RESPONSE = "It was a wonderful day.\nI am  very happy!"
+XSS = 'Hi <script>window.__xss=1</script><img src=x onerror="window.__xss=2"> <b>bold</b> & done'
+
+
+def quiet(*args, **kwargs):  # stands in for gr.Progress outside an event
+    pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The app runs one torch thread per event on 2 cores (see app.__main__.default_threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def chat_rm(model_dir):
+    return model_dir("qwen2", chat=True)  # has end-of-turn special tokens after the response
+
+
+@pytest.fixture(scope="module")
+def ctx(chat_rm, tmp_path_factory):
+    examples = [{"name": "a", "prompt": "Q?\n", "response": "Good."}, {"name": "b", "prompt": "Q?\n", "response": "Bad."}]
+    return AppContext.create(chat_rm, examples=examples, files_dir=tmp_path_factory.mktemp("downloads"))
+
+
+def explore(ctx, prompt=PROMPT, response=RESPONSE, **kw):
+    return handlers.explore(ctx, ctx.default_rm, prompt, response, progress=quiet, **kw)
+
+
+def raw_tags(html: str) -> list[str]:
+    """Tags a browser would build from the HTML, other than the ones our renderers write."""
+    import re
+
+    ours = {"style", "div", "span", "table", "tr", "td", "th", "b", "code", "h4", "h3", "html", "head", "meta", "title", "body"}
+    return [t for t in re.findall(r"<\s*([a-zA-Z][a-zA-Z0-9]*)", html) if t.lower() not in ours]
+
+
+# ----------------------------------------------------------------------------- Explore
+
+
+def test_explore_outputs_agree_with_red_core(ctx, chat_rm):
+    heat, fig, numbers, table, files, tr = explore(ctx)
+    ref = red_core.token_rewards(red_core.load_reward_model(chat_rm), PROMPT, RESPONSE)
+    assert len(tr) == len(ref) and np.allclose(tr.rewards, ref.rewards, atol=1e-5)
+    assert any(tr.special), "the chat RM scores end-of-turn tokens after the response"
+    assert heat.count('<span class="tok') == len(tr)
+    assert "R(x, y)" in numbers and "R(x, ∅)" in numbers and "✓ sums match" in numbers
+    assert tr.check()["ok"] and f"{tr.score:+.4f}" in numbers and f"{tr.baseline:+.4f}" in numbers
+    assert len(table) == len(tr) and list(table["reward"]) == pytest.approx(tr.rewards, abs=1e-4)
+    # plotly: integer positions with token tick labels, bars + prefix-score line
+    assert list(fig.data[0].x) == list(range(len(tr))) and fig.data[1].name.startswith("prefix score")
+    csv, js, page = map(Path, files)
+    import pandas as pd
+
+    assert list(pd.read_csv(csv, keep_default_na=False)["text"]) == tr.texts
+    assert red_core.TokenRewards.from_json(str(js)).rewards == pytest.approx(tr.rewards)
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "http" not in html and "<script" not in html
+
+
+def test_explore_options(ctx):
+    *_, word = explore(ctx, granularity="word")
+    words = len(RESPONSE.split())
+    assert word.granularity == "word" and sum(not s for s in word.special) == words
+    heat, _, numbers, _, _, tr = explore(ctx, show_special=False)
+    assert heat.count('<span class="tok') == sum(not s for s in tr.special)
+    assert "hidden special token" in numbers
+    *_, nobase = explore(ctx, prompt_baseline=False)
+    assert nobase.total == pytest.approx(nobase.score, abs=1e-5)
+    *_, mixed = explore(ctx, beta_c=0.0)
+    assert mixed.rewards[:-1] == pytest.approx(0.0) and mixed.rewards[-1] == pytest.approx(mixed.score)
+    for m in red_core.list_methods():
+        *_, tr = explore(ctx, method=m)
+        assert tr.method == m and tr.check()["ok"]
+    *_, empty_prompt = explore(ctx, prompt="")
+    assert empty_prompt.check()["ok"]
+
+
+@pytest.mark.parametrize("prompt, response, message", [
+    (PROMPT, "", "response is empty"),
+    (PROMPT, " \n\t ", "response is empty"),
+    ("   ", RESPONSE, "prompt is only whitespace"),
+    ("x" * (limits.MAX_PROMPT_CHARS + 1), RESPONSE, "MAX_PROMPT_CHARS"),
+    (PROMPT, "y" * (limits.MAX_RESPONSE_CHARS + 1), "MAX_RESPONSE_CHARS"),
+])
+def test_bad_text_gets_a_message(ctx, prompt, response, message):
+    with pytest.raises(gr.Error, match=message):
+        explore(ctx, prompt, response)
+
+
+def test_token_limit_and_bad_options(ctx, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_TOKENS", 5)
+    with pytest.raises(gr.Error, match="MAX_TOKENS"):
+        explore(ctx)
+    monkeypatch.undo()
+    with pytest.raises(gr.Error, match="Unknown method 'nope'; choose one of: red"):
+        explore(ctx, method="nope")
+    with pytest.raises(gr.Error, match="granularity"):
+        explore(ctx, granularity="paragraph")
+    with pytest.raises(gr.Error, match="between 0 and 1"):
+        explore(ctx, beta_c=1.5)
+
+
+def test_xss_renders_as_text(ctx):
+    heat, fig, numbers, table, files, tr = explore(ctx, response=XSS)
+    outputs = {"heatmap": heat, "numbers": numbers, "step": handlers.step_view(tr, 3),
+               "html file": Path(files[2]).read_text(encoding="utf-8")}
+    html, _ = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, XSS, progress=quiet)
+    outputs["methods"] = html
+    outputs["pair"] = handlers.compare_pair(ctx, ctx.default_rm, PROMPT, XSS, "fine", progress=quiet)
+    for name, out in outputs.items():
+        assert raw_tags(out) == [] and "<script" not in out and "<img" not in out, name
+    assert "&lt;" in heat and "&amp;" in heat
+    # plotly reads <b>, <br> in labels as markup: token labels reach it escaped
+    assert not any("<" in str(t) for t in fig.layout.xaxis.ticktext)
+    assert "".join(t for t, s in zip(tr.texts, tr.special) if not s) == XSS  # the text itself is kept exactly
+
+
+# ----------------------------------------------------------------------------- step-through
+
+
+def test_step_through(ctx):
+    *_, tr = explore(ctx)
+    slider, view = handlers.step_reset(tr, True)
+    assert view.count(" active") == 1 and view.count(" future") == len(tr) - 1
+    k = 4
+    view = handlers.step_view(tr, k, True)
+    assert view.count(" future") == len(tr) - 1 - k and f"Step {k + 1} / {len(tr)}" in view
+    assert f"{tr.prefix_scores[k - 1]:+.4f} → <b>{tr.prefix_scores[k]:+.4f}</b>" in view
+    assert handlers.step_move(tr, 0, True, -1) == 0 and handlers.step_move(tr, len(tr) - 1, True, 1) == len(tr) - 1
+    n_shown = len(render.visible(tr, False))
+    assert handlers.step_move(tr, 99, False, 1) == n_shown - 1
+    nxt, timer = handlers.step_tick(tr, len(tr) - 2, True)
+    assert nxt == len(tr) - 1 and timer.active is False
+    assert handlers.step_play(tr, len(tr) - 1, True)[0] == 0  # play from the end restarts
+    assert "Score a response first" in handlers.step_view(None, 0)
+
+
+# ----------------------------------------------------------------------------- Compare
+
+
+def test_compare_methods_share_one_scale(ctx):
+    html, fig = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, RESPONSE, progress=quiet)
+    results = {m: red_core.token_rewards(ctx.reward_models.get(ctx.default_rm), PROMPT, RESPONSE, m)
+               for m in handlers.COMPARE_METHODS}
+    scale = max(float(np.abs(tr.rewards).max()) for tr in results.values())
+    assert html.count('<div class="red-legend">') == 1 and f"{scale:+.3g}" in html
+    assert [t.name for t in fig.data] == list(handlers.COMPARE_METHODS)
+    assert all(f"<h4>{m.upper()}</h4>" in html for m in handlers.COMPARE_METHODS)
+
+
+def test_compare_pair(ctx):
+    chosen, rejected = "The music was great, but the food was bad.", "The food was bad, but the music was great."
+    html = handlers.compare_pair(ctx, ctx.default_rm, PROMPT, chosen, rejected, progress=quiet)
+    rm = ctx.reward_models.get(ctx.default_rm)
+    a, b = (red_core.token_rewards(rm, PROMPT, t) for t in (chosen, rejected))
+    assert f"{a.score:+.4f}" in html and f"{b.score:+.4f}" in html and f"{a.score - b.score:+.4f}" in html
+    assert "red-align" in html and '<tr class="equal">' in html
+    assert any(f'<tr class="{op}">' in html for op in ("replace", "insert", "delete"))
+    rows = render.align_pairs(a.tokens, b.tokens)
+    assert [i for _, i, _ in rows if i is not None] == list(range(len(a)))
+    assert [j for _, _, j in rows if j is not None] == list(range(len(b)))
+    with pytest.raises(gr.Error, match="rejected response is empty"):
+        handlers.compare_pair(ctx, ctx.default_rm, PROMPT, chosen, " ", progress=quiet)
+
+
+def test_compare_models_word_level_when_tokenizers_differ(ctx, model_dir):
+    bert = model_dir("bert")
+    html, fig = handlers.compare_models(ctx, ctx.default_rm, bert, PROMPT, RESPONSE, progress=quiet)
+    assert "moved onto words" in html and len(fig.data[0].x) == len(RESPONSE.split())
+    for trace, choice in zip(fig.data, (ctx.default_rm, RMChoice(bert))):
+        tr = red_core.token_rewards(ctx.reward_models.get(choice), PROMPT, RESPONSE)
+        assert sum(trace.y) == pytest.approx(tr.total, abs=1e-5)  # sums kept
+    html, fig = handlers.compare_models(ctx, ctx.default_rm, ctx.default_rm.name, PROMPT, RESPONSE, progress=quiet)
+    assert "token by token" in html
+
+
+def test_to_words_keeps_prefix_scores(ctx):
+    *_, tr = explore(ctx)
+    words = handlers.to_words(tr)
+    assert words.check()["ok"] and words.prefix_scores[-1] == pytest.approx(tr.prefix_scores[-1], abs=1e-5)
+    assert "".join(words.texts) == RESPONSE
+
+
+# ----------------------------------------------------------------------------- models, cache, uploads
+
+
+def test_model_loading_failure_keeps_the_previous_model(ctx, model_dir, tmp_path):
+    current = RMChoice(model_dir("qwen2", chat=True))
+    with pytest.raises(gr.Error, match="keeps using"):
+        handlers.load_model(ctx, str(tmp_path / "nope"), None, "auto", current, progress=quiet)
+    with pytest.raises(gr.Error, match="Type a hub id"):
+        handlers.load_model(ctx, "  ", None, "auto", current, progress=quiet)
+    choice, status = handlers.load_model(ctx, model_dir("bert"), None, "auto", current, progress=quiet)
+    assert choice == RMChoice(model_dir("bert")) and "loaded ✓" in status and "encoder" in status
+    heat, *_ = handlers.explore(ctx, choice, PROMPT, RESPONSE, progress=quiet)
+    assert heat.count('<span class="tok') > 0
+
+
+def test_cache_is_a_bounded_lru():
+    loads = []
+    cache = context.ModelCache(lambda k: loads.append(k) or f"model-{k}", 2)
+    for k in "abab":
+        cache.get(k)
+    cache.get("c")  # evicts a (least recently used)
+    assert cache.keys() == ["b", "c"] and loads == ["a", "b", "c"]
+    with pytest.raises(KeyError):
+        context.ModelCache(lambda k: {}[k], 2).get("x")
+    with cache.use("b") as m:
+        assert m == "model-b"
+
+
+def test_upload(tmp_path, monkeypatch):
+    ok = tmp_path / "r.txt"
+    ok.write_text("Hello ☀ world", encoding="utf-8")
+    assert handlers.read_upload(str(ok)) == "Hello ☀ world"
+    bad = tmp_path / "b.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(gr.Error, match="not UTF-8"):
+        handlers.read_upload(str(bad))
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", 5)
+    with pytest.raises(gr.Error, match="MAX_UPLOAD_BYTES"):
+        handlers.read_upload(str(ok))
+
+
+def test_examples_file(tmp_path):
+    assert context.load_examples(tmp_path / "missing.json") == []
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    assert context.load_examples(tmp_path / "bad.json") == []
+    (tmp_path / "ok.json").write_text(json.dumps([{"name": "n", "prompt": "p", "response": "r"}, {"x": 1}]))
+    assert context.load_examples(tmp_path / "ok.json") == [{"name": "n", "prompt": "p", "response": "r"}]
+
+
+def test_cli_and_space_entry_point(tmp_path):
+    from app.__main__ import parse_args
+
+    args = parse_args([])
+    assert args.share is False and args.reward_model is None and args.host is None
+    # app.py, run directly from another folder, resolves its imports (as a Space runs it)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--reward-model" in out.stdout and "--share" in out.stdout
+
+
+# ----------------------------------------------------------------------------- the launched app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(ctx):
+    from app.ui import build_app, launch_kwargs
+
+    demo = build_app(ctx)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", free_port()))
+    yield demo
+    demo.close()
+
+
+def test_gradio_client_round_trip(served, model_dir, tmp_path):
+    from gradio_client import Client
+
+    client = Client(served.local_url, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
+    heat, plot, numbers, table, files = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
+    assert heat.count('<span class="tok') == len(table["data"]) > 0 and "✓ sums match" in numbers
+    assert plot["type"] == "plotly" and len(files) == 3 and all(Path(f).exists() for f in files)
+    # errors come back as messages and the server keeps serving
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="response is empty"):
+        client.predict(PROMPT, "   ", api_name="/token_rewards")
+    with pytest.raises(AppError, match="Could not load the reward model"):
+        client.predict("no/such-model-here", None, "auto", api_name="/load_reward_model")
+    heat2, *_ = client.predict(PROMPT, RESPONSE, "uniform", api_name="/token_rewards")
+    assert heat2.count('<span class="tok') == heat.count('<span class="tok')
+    html, _ = client.predict(PROMPT, RESPONSE, api_name="/compare_methods")
+    assert "<h4>ABC</h4>" in html
+    # a session that loads another model scores with it; other sessions keep the default
+    status = client.predict(model_dir("bert"), None, "auto", api_name="/load_reward_model")
+    assert "encoder" in status
+    _, _, numbers_b, *_ = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
+    assert "bert" in numbers_b
+    other = Client(served.local_url, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
+    _, _, numbers_a, *_ = other.predict(PROMPT, RESPONSE, api_name="/token_rewards")
+    assert "bert" not in numbers_a
