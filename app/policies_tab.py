@@ -1,0 +1,259 @@
+"""The "Policies" tab: a policy before and after RL, side by side, scored by one reward model.
+
+    build(ctx)   inside the app's Blocks and gr.Tab("Policies"); build() alone makes a standalone page
+
+Handlers are plain functions (`generate`, `train_live`) so tests call them directly and through
+gradio_client (api names "policies_generate", "policies_train_live"). All sampling, scoring and
+statistics live in red_core.train.compare; this file checks input, reports progress and renders.
+"""
+
+from __future__ import annotations
+
+import html
+from contextlib import contextmanager
+from functools import partial
+
+import gradio as gr
+
+from app import render
+from app.context import AppContext, RMChoice, display_name
+from red_core import viz
+from red_core.models import RewardModelError
+from red_core.train import compare
+from red_core.train.config import read_prompts
+
+MAX_LIVE_STEPS = 30  # steps per method in the "train live" panel
+LIVE_BATCH_SIZE = 16  # rollouts per live step
+LIVE_NEW_TOKENS = 12  # response length in the live panel
+INTRO = """Sample from two policies with **the same seeds and sampling settings**, score every response with
+the session's reward model (picked at the top), and compare: RED token rewards of each sample on **one shared
+colour scale**, the reward distribution of each policy, the **win rate** of *after* over *before* (pairs with
+the same prompt and seed), and the mean **KL to the reference** policy (the k1 estimate PPO penalises).
+Defaults: *before* = `assets/models/policy-base`, *after* = `assets/models/policy-red` (trained from it with
+RED-PPO, `python -m red_core train`)."""
+
+
+def _default_prompts() -> list[str]:
+    try:
+        return read_prompts(None)
+    except ValueError:
+        return ["The movie was", "My day at work", "The weather today"]
+
+
+# ----------------------------------------------------------------------------- model access
+
+
+@contextmanager
+def _use_policy(ctx: AppContext, name: str):
+    """ctx.policies.use, with load failures turned into messages that say what to do."""
+    try:
+        entry = ctx.policies.get_entry(name)
+    except RewardModelError as err:
+        raise gr.Error(f"Could not load the policy {name!r}: {err}") from err
+    except Exception as err:  # noqa: BLE001
+        raise gr.Error(f"Could not load the policy {name!r} ({type(err).__name__}: {err}). Give a folder with a "
+                       f"causal LM, or a hub id; train an 'after' policy with `python -m red_core train`.") from err
+    model_and_tokenizer, lock = entry
+    with lock:
+        yield model_and_tokenizer
+
+
+def _use_rm(ctx: AppContext, choice: RMChoice):
+    @contextmanager
+    def use():
+        try:
+            model, lock = ctx.reward_models.get_entry(choice)
+        except Exception as err:  # noqa: BLE001
+            raise gr.Error(f"Could not load the reward model {choice.name!r}: {err}") from err
+        with lock:
+            yield model
+    return use
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def summary_html(cmp: compare.Comparison) -> str:
+    s = cmp.summary()
+
+    def num(v, fmt="{:+.3f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    rows = "".join(
+        f"<tr><th>{label}</th><td><code>{html.escape(display_name(d['policy']))}</code></td>"
+        f"<td class='num'>{num(d['reward_mean'])}</td><td class='num'>{num(d['reward_std'], '{:.3f}')}</td>"
+        f"<td class='num'>{num(d['kl_to_reference'], '{:.3f}')}</td><td class='num'>{num(d['mean_tokens'], '{:.1f}')}</td>"
+        f"<td class='num'>{d['n']}</td></tr>"
+        for label, d in (("before", s["before"]), ("after", s["after"])))
+    wr = s["win_rate_after"]
+    n_pairs = len(cmp.before.scores)
+    verdict = "n/a" if wr is None else f"{100 * wr:.0f}%"
+    return (f"{render.STYLE}<div class='red-box'><table class='red-numbers'><tr><th></th><th>policy</th>"
+            f"<th>mean R(x, y)</th><th>std</th><th>KL to reference</th><th>tokens</th><th>samples</th></tr>{rows}</table>"
+            f"<div class='red-summary'><b>Win rate of after over before: {verdict}</b> of {n_pairs} pairs "
+            f"(same prompt, same seed; ties count ½). Reference for KL: <code>"
+            f"{html.escape(display_name(cmp.reference))}</code> (KL = mean over a policy's own samples of "
+            f"Σ<sub>t</sub> log π − log π<sub>ref</sub>).</div></div>")
+
+
+def _cell(tr, score, scale: float) -> str:
+    head = f"<div class='red-summary'>R(x, y) = {viz.fmt(score)}</div>"
+    if isinstance(tr, Exception):
+        return head + f"<div class='red-note'>{html.escape(str(tr))}</div>"
+    return head + viz.tokens_html(tr, scale=scale)
+
+
+def samples_html(cmp: compare.Comparison) -> str:
+    """Side by side, prompt by prompt: before | after, RED token rewards on one colour scale."""
+    scale = compare.shared_scale(cmp)
+    parts = [render.STYLE, viz.legend_html(scale)]
+    b, a = cmp.before, cmp.after
+    for i in range(len(b.responses)):
+        if i == 0 or b.prompt_index[i] != b.prompt_index[i - 1]:
+            parts.append(f"<h4 style='font-family:system-ui,sans-serif;margin:14px 0 4px'>Prompt: "
+                         f"<code>{html.escape(b.prompts[i])}</code></h4>")
+        parts.append("<div class='red-grid'>"
+                     f"<div class='red-panel'><div class='desc'>before · sample {i % cmp.settings['n'] + 1}</div>"
+                     f"{_cell(b.token_rewards[i], b.scores[i], scale)}</div>"
+                     f"<div class='red-panel'><div class='desc'>after · sample {i % cmp.settings['n'] + 1}</div>"
+                     f"{_cell(a.token_rewards[i], a.scores[i], scale)}</div></div>")
+    return "".join(parts)
+
+
+def table(cmp: compare.Comparison):
+    import pandas as pd
+
+    df = pd.DataFrame(cmp.rows())
+    for c in ("before_score", "after_score"):
+        df[c] = df[c].astype(float).round(4)
+    return df
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def generate(ctx: AppContext, choice, before: str, after: str, reference: str, prompts_text: str, n, max_new_tokens,
+             temperature, top_p, seed, progress=gr.Progress()):
+    """Generator handler: status updates while sampling, then (status, summary, figure, samples, table, numbers)."""
+    choice = choice if isinstance(choice, RMChoice) else RMChoice(*choice) if choice else ctx.default_rm
+    before, after = (before or "").strip() or str(compare.DEFAULT_BEFORE), (after or "").strip() or str(compare.DEFAULT_AFTER)
+    reference = (reference or "").strip() or before
+    prompts = [p for p in (prompts_text or "").splitlines() if p.strip()]
+    try:
+        compare.check_request(prompts, int(n), int(max_new_tokens))
+        if not 0 < float(temperature) <= 5 or not 0 < float(top_p) <= 1:
+            raise ValueError("temperature must be in (0, 5] and top-p in (0, 1]")
+    except (ValueError, TypeError) as err:
+        raise gr.Error(str(err)[:1].upper() + str(err)[1:]) from err
+    skip = (gr.skip(),) * 5
+    events = compare.compare_policies(partial(_use_policy, ctx), _use_rm(ctx, choice), before=before, after=after,
+                                      reference=reference, prompts=prompts, n=int(n),
+                                      max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+                                      top_p=float(top_p), seed=int(seed))
+    for ev in events:
+        if isinstance(ev, compare.Progress):
+            progress(ev.fraction, desc=ev.message)
+            yield (f"⏳ {ev.message}",) + skip
+            continue
+        s = ev.summary()
+        wr = s["win_rate_after"]
+        status = (f"✓ {len(prompts)} prompt(s) × {int(n)} samples from each policy · win rate of after: "
+                  f"{'n/a' if wr is None else f'{100 * wr:.0f}%'}")
+        yield (status, summary_html(ev), render.safe_figure(compare.reward_figure(ev)), samples_html(ev), table(ev),
+               s)
+
+
+def train_live(ctx: AppContext, steps, seed, critic: str = "auto", progress=gr.Progress()):
+    """Generator handler: a short RED-PPO and sparse-PPO run on the bundled defaults, one live figure."""
+    from red_core.train.live import live_figure, live_runs
+
+    steps = int(steps)
+    if not 1 <= steps <= MAX_LIVE_STEPS:
+        raise gr.Error(f"steps must be 1..{MAX_LIVE_STEPS} (MAX_LIVE_STEPS)")
+    if critic not in ("auto", "reward", "policy"):
+        raise gr.Error("the critic starts from 'reward' (a copy of the reward model) or 'policy' (a fresh value head)")
+    try:
+        runs = live_runs(steps=steps, seed=int(seed), batch_size=LIVE_BATCH_SIZE, max_new_tokens=LIVE_NEW_TOKENS,
+                         critic_init=critic)
+        for history, message in runs:
+            progress(sum(len(h) for h in history.values()) / (2 * steps), desc=message)
+            yield live_figure(history), f"⏳ {message}"
+    except (RewardModelError, ValueError) as err:
+        raise gr.Error(f"Could not start the live run: {err}") from err
+    yield live_figure(history), f"✓ {steps} steps of RED-PPO and of sparse PPO from the same policy and seed"
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def build(ctx: AppContext | None = None):
+    """The tab's components and events. With no ctx: a standalone gr.Blocks page (returned)."""
+    if ctx is None:
+        ctx = AppContext.create()
+        with gr.Blocks(title="RED: policies before and after") as demo:
+            ctx.rm_state = gr.State(ctx.default_rm)
+            _layout(ctx)
+        demo.queue(default_concurrency_limit=ctx.limits.CONCURRENCY_LIMIT, max_size=ctx.limits.MAX_QUEUE_SIZE)
+        return demo
+    if ctx.rm_state is None:
+        ctx.rm_state = gr.State(ctx.default_rm)
+    _layout(ctx)
+    return None
+
+
+def _layout(ctx: AppContext):
+    prompts = _default_prompts()
+    gr.Markdown(INTRO)
+    with gr.Row():
+        before = gr.Textbox(str(ctx.default_policy or compare.DEFAULT_BEFORE), label="Before (policy folder or hub id)",
+                            elem_id="pol-before")
+        after = gr.Textbox(str(compare.DEFAULT_AFTER), label="After (policy folder or hub id)", elem_id="pol-after")
+        reference = gr.Textbox("", label="Reference for KL", placeholder="empty = the before policy",
+                               elem_id="pol-ref")
+    prompt_box = gr.Textbox("\n".join(prompts[:3]), lines=3, max_lines=compare.MAX_PROMPTS,
+                            label=f"Prompts, one per line (at most {compare.MAX_PROMPTS})", elem_id="pol-prompts")
+    gr.Examples([["\n".join(prompts[i:i + 3])] for i in range(0, min(len(prompts), 12), 3)], inputs=[prompt_box],
+                label="Prompt sets (assets/prompts.txt)")
+    with gr.Row():
+        n = gr.Slider(1, compare.MAX_SAMPLES_PER_PROMPT, value=4, step=1, label="Samples per prompt (N)")
+        max_new = gr.Slider(1, compare.MAX_NEW_TOKENS, value=24, step=1, label="Max new tokens")
+        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
+        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+        seed = gr.Number(0, precision=0, label="Seed")
+    with gr.Row():
+        run = gr.Button("Generate and compare", variant="primary", elem_id="pol-run")
+        stop = gr.Button("Stop", variant="stop", elem_id="pol-stop")
+    status = gr.Markdown(elem_id="pol-status")
+    summary = gr.HTML(elem_id="pol-summary")
+    plot = gr.Plot(label="Reward distribution", elem_id="pol-plot")
+    samples = gr.HTML(elem_id="pol-samples")
+    with gr.Accordion("All samples as a table, and the numbers", open=False):
+        tab = gr.Dataframe(label="samples", wrap=True)
+        numbers = gr.JSON(label="summary")
+    ev = run.click(partial(generate, ctx), [ctx.rm_state, before, after, reference, prompt_box, n, max_new, temperature,
+                                            top_p, seed], [status, summary, plot, samples, tab, numbers],
+                   api_name="policies_generate")
+    stop.click(lambda: "Stopped.", None, [status], cancels=[ev], api_name=False)
+    with gr.Accordion("Train live: RED vs sparse PPO on the tiny defaults", open=False):
+        gr.Markdown("Runs a short PPO from `assets/models/policy-base` with the bundled reward model, once with RED "
+                    "token rewards and once with the sparse reward (same seed, same settings, "
+                    f"{LIVE_BATCH_SIZE} rollouts per step), and plots the mean reward of each step as it comes. "
+                    "About a second per step on a CPU core; the reward curves are noisy at this batch size.")
+        with gr.Row():
+            live_steps = gr.Slider(2, MAX_LIVE_STEPS, value=15, step=1, label="Steps per method")
+            live_seed = gr.Number(0, precision=0, label="Seed")
+            live_critic = gr.Radio([("reward model (paper)", "auto"), ("fresh value head", "policy")], value="auto",
+                                   label="Critic starts from",
+                                   info="a critic copied from the reward model already predicts the prefix score, "
+                                        "RED's potential, so sparse PPO gets much of RED's help from it; with a fresh "
+                                        "head RED's advantage shows (bench/results/train_curves*.png)")
+            live_go = gr.Button("Train", variant="primary", elem_id="live-run")
+            live_stop = gr.Button("Stop", variant="stop")
+        live_status = gr.Markdown()
+        live_plot = gr.Plot(label="Mean reward per step", elem_id="live-plot")
+        live_ev = live_go.click(partial(train_live, ctx), [live_steps, live_seed, live_critic], [live_plot, live_status],
+                                api_name="policies_train_live")
+        live_stop.click(lambda: "Stopped.", None, [live_status], cancels=[live_ev], api_name=False)
+
+
+__all__ = ["build", "generate", "train_live"]

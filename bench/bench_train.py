@@ -1,0 +1,475 @@
+"""RED vs sparse PPO on the offline default task: curves, steps-to-reach, time overhead, the shipped policy.
+
+    python bench/bench_train.py runs       # 3 seeds x {red, sparse} into runs/evidence/ (~15-20 min, 2 cores)
+    python bench/bench_train.py report     # curves (HTML + PNG), steps-to-reach ratio, step-time ratio
+    python bench/bench_train.py timing     # RED vs sparse time on identical rollouts (controlled overhead)
+    python bench/bench_train.py ship       # evaluate RED seed 0 vs the base policy; write assets/models/policy-red
+    python bench/bench_train.py all        # everything above, in order
+    python bench/bench_train.py runs --critic policy; ... report --critic policy   # ablation: fresh value head
+
+Results go to bench/results/train_* (small files only: metrics CSVs, JSON, figures).
+
+Definitions (fixed before looking at the numbers):
+- smoothed reward at step s: mean RM reward of steps s-W+1..s (trailing window W = 5, s >= W);
+- target: sparse PPO's final smoothed reward (same seed);
+- steps-to-reach(run): first step whose smoothed reward >= target (None if never);
+- ratio: steps-to-reach(RED) / steps-to-reach(sparse), per seed and on the seed-averaged curves;
+  below 1 means RED gets there faster.
+- step-time ratio: mean step time of RED runs / sparse runs, step 1 excluded (warm-up). Response
+  lengths differ between runs, so `timing` also measures both methods on the same rollouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RUNS = REPO / "runs" / "evidence"
+RESULTS = REPO / "bench" / "results"
+SHIP = REPO / "assets" / "models" / "policy-red"
+SEEDS = (0, 1, 2)
+METHODS = ("red", "sparse")
+WINDOW = 5
+MODELS: dict = {}  # policy / reward_model overrides (--policy, --reward-model); empty = the assets/ defaults
+# The default-task budget: TrainConfig defaults (see red_core/train/config.py), written out here
+# so the evidence does not silently change when a default does.
+BUDGET = dict(steps=60, batch_size=64, minibatch_size=16, ppo_epochs=2, max_new_tokens=16, actor_lr=3e-4, critic_lr=1e-4,
+              kl_coef=0.05)
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def runs_dir(critic: str = "auto") -> Path:
+    """Where the runs of one critic start live: the default ('auto', from the RM) or an ablation."""
+    return RUNS if critic == "auto" else RUNS / f"critic-{critic}"
+
+
+def suffix(critic: str = "auto") -> str:
+    return "" if critic == "auto" else f"_critic-{critic}"
+
+
+def config(method: str, seed: int, critic: str = "auto", **kw):
+    from red_core.train import TrainConfig
+
+    return TrainConfig(method=method, seed=seed, out=str(runs_dir(critic) / f"{method}-s{seed}"), save_every=10,
+                       threads=1, critic_init=critic, **{**BUDGET, **MODELS, **kw})
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def do_runs(args) -> None:
+    from red_core.train import train
+
+    runs_dir(args.critic).mkdir(parents=True, exist_ok=True)
+    for seed in SEEDS:
+        for method in METHODS:
+            cfg = config(method, seed, args.critic, progress=not args.quiet)
+            t0 = time.time()
+            summary = train(cfg)
+            f = summary["final"]
+            print(f"{method} seed {seed}: {summary['steps_done']} steps in {time.time() - t0:.0f}s, final reward "
+                  f"{f['reward_mean']:+.3f}, KL {f['kl']:.3f}", flush=True)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def load_curves(critic: str = "auto") -> dict:
+    from red_core.train import read_metrics
+
+    curves = {}
+    for method in METHODS:
+        for seed in SEEDS:
+            rows = read_metrics(runs_dir(critic) / f"{method}-s{seed}")
+            if rows:
+                curves[(method, seed)] = rows
+    return curves
+
+
+def smooth(x: np.ndarray, w: int = WINDOW) -> np.ndarray:
+    """Trailing moving average; nan for the first w-1 steps (no full window yet)."""
+    x = np.asarray(x, float)
+    out = np.full(len(x), np.nan)
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    out[w - 1:] = (c[w:] - c[:-w]) / w
+    return out
+
+
+def steps_to_reach(rewards, target: float) -> int | None:
+    """First step (1-based) whose full-window smoothed reward is >= target; None if never."""
+    s = smooth(rewards)
+    hit = np.nonzero(np.nan_to_num(s, nan=-np.inf) >= target)[0]
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def analyse(curves: dict) -> dict:
+    out = {"window": WINDOW, "budget": BUDGET, "per_seed": [], "seeds": list(SEEDS)}
+    for seed in SEEDS:
+        if ("red", seed) not in curves or ("sparse", seed) not in curves:
+            continue
+        red = np.array([r["reward_mean"] for r in curves[("red", seed)]])
+        sp = np.array([r["reward_mean"] for r in curves[("sparse", seed)]])
+        target = float(smooth(sp)[-1])
+        s_red, s_sp = steps_to_reach(red, target), steps_to_reach(sp, target)
+        out["per_seed"].append({
+            "seed": seed, "target_sparse_final": target, "steps_red": s_red, "steps_sparse": s_sp,
+            "ratio": (s_red / s_sp) if s_red and s_sp else None,
+            "final_red": float(smooth(red)[-1]), "final_sparse": target,
+            "kl_final_red": float(np.mean([r["kl"] for r in curves[("red", seed)][-WINDOW:]])),
+            "kl_final_sparse": float(np.mean([r["kl"] for r in curves[("sparse", seed)][-WINDOW:]])),
+            "step_time_red": float(np.mean([r["step_time"] for r in curves[("red", seed)][1:]])),
+            "step_time_sparse": float(np.mean([r["step_time"] for r in curves[("sparse", seed)][1:]])),
+        })
+    ps = out["per_seed"]
+    if ps:
+        mean_red = np.mean([[r["reward_mean"] for r in curves[("red", p["seed"])]] for p in ps], axis=0)
+        mean_sp = np.mean([[r["reward_mean"] for r in curves[("sparse", p["seed"])]] for p in ps], axis=0)
+        target = float(smooth(mean_sp)[-1])
+        s_red, s_sp = steps_to_reach(mean_red, target), steps_to_reach(mean_sp, target)
+        ratios = [p["ratio"] for p in ps if p["ratio"] is not None]
+        out["seed_mean_curves"] = {"target": target, "steps_red": s_red, "steps_sparse": s_sp,
+                                   "ratio": (s_red / s_sp) if s_red and s_sp else None}
+        out["ratio_per_seed"] = [p["ratio"] for p in ps]
+        out["ratio_mean"] = float(np.mean(ratios)) if ratios else None
+        out["ratio_median"] = float(np.median(ratios)) if ratios else None
+        out["step_time_ratio"] = float(np.mean([p["step_time_red"] for p in ps]) /
+                                       np.mean([p["step_time_sparse"] for p in ps]))
+        out["response_length_ratio"] = float(
+            np.mean([np.mean([r["response_length"] for r in curves[("red", p["seed"])]]) for p in ps]) /
+            np.mean([np.mean([r["response_length"] for r in curves[("sparse", p["seed"])]]) for p in ps]))
+    return out
+
+
+def figure(curves: dict, critic: str = "auto"):
+    """Two panels: mean RM reward and KL against steps; seed mean (line) and seed min-max (band)."""
+    from plotly.subplots import make_subplots
+
+    colours = {"red": ("#2166ac", "rgba(33,102,172,0.15)"), "sparse": ("#b2182b", "rgba(178,24,43,0.15)")}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Mean RM reward R(x, y) per step", "KL to reference per step "
+                                                        "(Σ_t log π_old − log π_ref, batch mean)"))
+    for col, key in ((1, "reward_mean"), (2, "kl")):
+        for method in METHODS:
+            seeds = [s for s in SEEDS if (method, s) in curves]
+            if not seeds:
+                continue
+            y = np.array([[r[key] for r in curves[(method, s)]] for s in seeds])  # (seeds, steps)
+            x = np.arange(1, y.shape[1] + 1)
+            line, band = colours[method]
+            fig.add_scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([y.max(0), y.min(0)[::-1]]),
+                            mode="lines", fill="toself", fillcolor=band, line={"width": 0}, hoverinfo="skip", showlegend=False,
+                            row=1, col=col)
+            for s, row in zip(seeds, y):
+                fig.add_scatter(x=x, y=row, mode="lines", line={"color": line, "width": 0.6}, opacity=0.35,
+                                name=f"{method} seed {s}", showlegend=False, row=1, col=col)
+            fig.add_scatter(x=x, y=y.mean(0), mode="lines", line={"color": line, "width": 2.5},
+                            name=f"{'RED' if method == 'red' else 'sparse'} PPO (mean of {len(seeds)} seeds)",
+                            showlegend=col == 1, row=1, col=col)
+    fig.update_xaxes(title_text="PPO step")
+    fig.update_yaxes(title_text="mean R(x, y)", row=1, col=1)
+    fig.update_yaxes(title_text="KL (nats per response)", row=1, col=2)
+    fig.update_layout(height=430, width=1150, plot_bgcolor="#fff", legend={"orientation": "h", "y": -0.18},
+                      margin={"l": 60, "r": 20, "t": 50, "b": 80},
+                      title={"text": "RED vs sparse PPO from policy-base (same budget, band = seed min-max; critic "
+                                     f"{'from the reward model' if critic == 'auto' else 'from the ' + critic})",
+                             "y": 0.99})
+    fig.update_xaxes(gridcolor="#eee")
+    fig.update_yaxes(gridcolor="#eee")
+    return fig
+
+
+def screenshot(html: Path, png: Path, size=(1180, 460)) -> bool:
+    """PNG of an HTML file with headless Chromium (Debian's package); False when there is none."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        return False
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={png}",
+           f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=5000", html.resolve().as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120)
+    return png.exists()
+
+
+def do_report(args) -> dict:
+    critic, sfx = args.critic, suffix(args.critic)
+    curves = load_curves(critic)
+    if not curves:
+        raise SystemExit(f"no runs in {runs_dir(critic)}; run `python bench/bench_train.py runs` first")
+    res = analyse(curves)
+    res["critic_init"] = critic
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    curve_dir = RESULTS / f"train_curves{sfx}"
+    curve_dir.mkdir(exist_ok=True)
+    for (method, seed) in curves:
+        shutil.copy(runs_dir(critic) / f"{method}-s{seed}" / "metrics.csv", curve_dir / f"{method}-s{seed}.csv")
+    fig = figure(curves, critic)
+    html = RESULTS / f"train_curves{sfx}.html"
+    fig.write_html(html, include_plotlyjs="directory", full_html=True)  # plotly.min.js beside it, shared
+    res["figure_html"] = rel(html)
+    bare = RESULTS / f".tmp-train_curves{sfx}.html"  # no toolbar in the picture
+    fig.write_html(bare, include_plotlyjs=True, full_html=True, config={"displayModeBar": False, "staticPlot": True})
+    shot = screenshot(bare, RESULTS / f"train_curves{sfx}.png")
+    bare.unlink()
+    if shot:
+        res["figure_png"] = rel(RESULTS / f"train_curves{sfx}.png")
+    (RESULTS / f"train_report{sfx}.json").write_text(json.dumps(res, indent=1) + "\n")
+    print_report(res)
+    return res
+
+
+def print_report(res: dict) -> None:
+    print(f"steps to reach sparse PPO's final reward (smoothed over {res['window']} steps):")
+    print("  seed | target  | RED steps | sparse steps | RED/sparse | final RED | KL RED | KL sparse")
+    for p in res["per_seed"]:
+        ratio = "n/a" if p["ratio"] is None else f"{p['ratio']:.2f}"
+        print(f"  {p['seed']:4d} | {p['target_sparse_final']:+.3f} | {str(p['steps_red']):>9} | "
+              f"{str(p['steps_sparse']):>12} | {ratio:>10} | {p['final_red']:+.3f}    | {p['kl_final_red']:.3f}  | "
+              f"{p['kl_final_sparse']:.3f}")
+    m = res.get("seed_mean_curves", {})
+    if m:
+        print(f"  seed-mean curves: target {m['target']:+.3f}, RED {m['steps_red']} vs sparse {m['steps_sparse']} "
+              f"steps, ratio {m['ratio']}")
+        print(f"  ratio per seed {res['ratio_per_seed']}, mean {res['ratio_mean']}, median {res['ratio_median']}")
+        print(f"  step-time ratio RED/sparse (whole runs, step 1 excluded): {res['step_time_ratio']:.3f} "
+              f"(response-length ratio {res['response_length_ratio']:.3f})")
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def do_timing(args) -> dict:
+    """Both methods on the same rollouts: time of phases 2-3 (score + credit + rewards) and of a full step."""
+    import torch
+
+    from red_core.train import PPOTrainer
+    from red_core.train.rewards import assemble_rewards
+
+    torch.set_num_threads(1)
+    trainer = PPOTrainer(config("red", 0, progress=False))
+    repeats = args.repeats
+    times = {m: [] for m in METHODS}
+    for k in range(repeats):
+        ro = trainer.rollout(k)
+        for method in (METHODS if k % 2 == 0 else METHODS[::-1]):  # alternate the order
+            trainer.cfg.method = method
+            t0 = time.perf_counter()
+            credit = trainer.score(ro)
+            assemble_rewards(credit.credit.float(), ro.logp_old, ro.logp_ref, ro.mask, trainer.cfg.kl_coef)
+            times[method].append(time.perf_counter() - t0)
+    # A full step for scale: rollout + update on the same machine (sparse and RED differ only in phases 2-3).
+    trainer.cfg.method = "sparse"
+    steps = [trainer.step()["step_time"] for _ in range(3)]
+    score = {m: float(np.median(v)) for m, v in times.items()}
+    full = float(np.median(steps))
+    res = {"repeats": repeats, "score_phase_s": score, "full_step_s": full,
+           "score_phase_ratio": score["red"] / score["sparse"],
+           "step_overhead_ratio": (full - score["sparse"] + score["red"]) / full}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_timing.json").write_text(json.dumps(res, indent=1) + "\n")
+    print(f"phases 2-3 on identical rollouts (median of {repeats}): RED {score['red'] * 1e3:.1f} ms, sparse "
+          f"{score['sparse'] * 1e3:.1f} ms (ratio {res['score_phase_ratio']:.3f}); full step {full:.2f} s; "
+          f"RED per-step overhead ratio {res['step_overhead_ratio']:.4f}")
+    return res
+
+
+# ----------------------------------------------------------------------------- ship
+
+
+def do_ship(args) -> dict:
+    """Evaluate RED seed 0 against policy-base (same seeds), copy it to assets/models/policy-red with a card."""
+    from red_core import load_reward_model
+    from red_core.models import DEFAULT_POLICY
+    from red_core.train import compare
+    from red_core.train.config import read_prompts
+
+    run = RUNS / f"red-s{args.ship_seed}"
+    src = run / "policy"
+    if not (src / "model.safetensors").exists():
+        raise SystemExit(f"{src} missing; run `python bench/bench_train.py runs` first")
+    rm = load_reward_model(MODELS.get("reward_model"))
+    base = MODELS.get("policy") or str(DEFAULT_POLICY)
+    prompts = read_prompts(None)
+    results = {}
+    evals = {}
+    for label, folder in (("red", src), ("sparse", RUNS / f"sparse-s{args.ship_seed}" / "policy")):
+        if not (folder / "model.safetensors").exists():
+            continue
+        cmps = []
+        for i in range(0, len(prompts), compare.MAX_PROMPTS):
+            chunk = prompts[i:i + compare.MAX_PROMPTS]
+            cmp = compare.run_to_end(compare.compare_policies(
+                compare.local_policies(), rm, before=base, after=str(folder), prompts=chunk,
+                n=args.eval_samples, max_new_tokens=BUDGET["max_new_tokens"], seed=1000 + i))
+            cmps.append(cmp)
+        b = np.concatenate([[v for v in c.before.scores if v is not None] for c in cmps])
+        a = np.concatenate([[v for v in c.after.scores if v is not None] for c in cmps])
+        kl = np.concatenate([[float(np.sum(lp - rl)) for lp, rl in zip(c.after.logp, c.after.ref_logp)] for c in cmps])
+        wins = np.concatenate([[1.0 if y > x else 0.5 if y == x else 0.0 for x, y in zip(c.before.scores, c.after.scores)]
+                               for c in cmps])
+        evals[label] = {"n": int(len(a)), "n_prompts": len(prompts), "per_prompt": args.eval_samples, "reward_before": float(b.mean()), "reward_before_std": float(b.std()),
+                        "reward_after": float(a.mean()), "reward_after_std": float(a.std()),
+                        "kl_to_base": float(kl.mean()), "win_rate": float(wins.mean()),
+                        "samples": [{"prompt": c.before.prompts[j], "before": c.before.responses[j],
+                                     "before_score": c.before.scores[j], "after": c.after.responses[j],
+                                     "after_score": c.after.scores[j]} for c in cmps[:1] for j in range(0, len(c.before.prompts), args.eval_samples)]}
+        results[label] = evals[label]
+        print(f"{label} seed {args.ship_seed} vs policy-base on {len(a)} samples: reward {b.mean():+.3f} -> "
+              f"{a.mean():+.3f}, KL {kl.mean():.3f}, win rate {wins.mean():.2f}")
+    (RESULTS / "train_eval.json").write_text(json.dumps(results, indent=1) + "\n")
+    _write_ship(src, run, results)
+    return results
+
+
+def _write_ship(src: Path, run: Path, results: dict) -> None:
+    from red_core.train import TrainConfig
+
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    report = json.loads((RESULTS / "train_report.json").read_text()) if (RESULTS / "train_report.json").exists() else {}
+    timing = json.loads((RESULTS / "train_timing.json").read_text()) if (RESULTS / "train_timing.json").exists() else {}
+    ablation_file = RESULTS / f"train_report{suffix('policy')}.json"
+    ablation = json.loads(ablation_file.read_text()) if ablation_file.exists() else {}
+    SHIP.parent.mkdir(parents=True, exist_ok=True)
+    tmp = SHIP.with_name(".tmp-policy-red")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    png = RESULTS / "train_curves.png"
+    if png.exists():
+        shutil.copy(png, tmp / "train_curves.png")
+    shutil.copy(run / "metrics.csv", tmp / "metrics.csv")
+    (tmp / "README.md").write_text(model_card(cfg, results, report, timing, png.exists(), ablation))
+    (tmp / "evaluation.json").write_text(json.dumps({"eval": results, "report": report, "timing": timing,
+                                                     "config": cfg.to_dict()}, indent=1) + "\n")
+    if SHIP.exists():
+        shutil.rmtree(SHIP)
+    tmp.rename(SHIP)
+    print(f"wrote {SHIP}")
+
+
+def _ratio(r) -> str:
+    return "n/a (not reached)" if r is None else f"{r:.2f}"
+
+
+def _table(report: dict) -> str:
+    return "\n".join(
+        f"| {p['seed']} | {p['target_sparse_final']:+.3f} | {p['steps_red']} | {p['steps_sparse']} | "
+        f"{_ratio(p['ratio'])} | {p['final_red']:+.3f} | {p['kl_final_red']:.3f} | {p['kl_final_sparse']:.3f} |"
+        for p in report.get("per_seed", []))
+
+
+def model_card(cfg, results: dict, report: dict, timing: dict, has_png: bool, ablation: dict | None = None) -> str:
+    ev = results.get("red", {})
+    sp = results.get("sparse")
+    settings = "\n".join(f"| `{k}` | {v} |" for k, v in cfg.to_dict().items()
+                         if k not in ("out", "progress", "resume", "save_every", "keep_checkpoints", "policy",
+                                      "reward_model", "prompts"))
+    per_seed = _table(report)
+    header = ("| seed | sparse final | RED steps | sparse steps | RED / sparse | RED final | KL RED | KL sparse |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|---:|")
+    abl = ""
+    if ablation:
+        abl = (f"\n### Ablation: the critic starts from the policy with a fresh, zero value head\n"
+               f"An RM-initialised critic already predicts the prefix score R(x, y_<t), which is RED's potential: "
+               f"sparse PPO then gets RED-like per-token advantages from its baseline, while RED's own rewards make "
+               f"the RM-initialised values wrong at the start. With a fresh value head neither method gets that "
+               f"help; same budget, 3 seeds:\n\n{header}\n{_table(ablation)}\n\n"
+               f"Seed-averaged curves: RED / sparse = {_ratio(ablation.get('seed_mean_curves', {}).get('ratio'))}. "
+               f"Figure: bench/results/train_curves_critic-policy.png.\n")
+    sparse_line = (f"- For comparison, sparse PPO (seed {cfg.seed}, same budget): reward {sp['reward_before']:+.3f} -> "
+                   f"{sp['reward_after']:+.3f}, KL {sp['kl_to_base']:.3f}, win rate {sp['win_rate']:.2f}.\n" if sp else "")
+    img = "![RED vs sparse PPO: reward and KL per step](train_curves.png)\n" if has_png else ""
+    return f"""---
+license: bsd-3-clause
+library_name: transformers
+pipeline_tag: text-generation
+tags: [policy, rlhf, ppo, red, offline-default]
+---
+# red_core default "after" policy: policy-base trained with RED-PPO
+
+`assets/models/policy-base` after {cfg.steps} PPO steps with RED token rewards (Li et al. 2025) from the
+bundled sentiment reward model `assets/models/reward`, on the prompts of `assets/prompts.txt`.
+It is the default "after" policy of the app's Policies tab (`policy-base` is the "before").
+Same architecture and tokenizer as policy-base; float32 safetensors.
+
+Built by `python bench/bench_train.py runs` then `... ship` (RED run, seed {cfg.seed}), i.e.
+`python -m red_core train --method red --seed {cfg.seed} --steps {cfg.steps} --batch-size {cfg.batch_size} ...`
+with the settings below; the other defaults of `red_core.train.TrainConfig` apply.
+
+## Reward before / after
+Evaluated on {ev.get('n', 0)} fresh samples ({ev.get('n_prompts')} prompts of assets/prompts.txt x {ev.get('per_prompt')}, sampling at
+temperature 1 with the same seeds for both policies, {cfg.max_new_tokens} new tokens at most):
+
+| | mean RM reward R(x, y) | std |
+|---|---:|---:|
+| before (policy-base) | {ev.get('reward_before', float('nan')):+.3f} | {ev.get('reward_before_std', float('nan')):.3f} |
+| after (this model) | {ev.get('reward_after', float('nan')):+.3f} | {ev.get('reward_after_std', float('nan')):.3f} |
+
+- KL to policy-base (mean over this model's samples of Σ_t log π − log π_base): {ev.get('kl_to_base', float('nan')):.3f} nats.
+- Win rate over policy-base (same prompt and seed, ties 1/2): {ev.get('win_rate', float('nan')):.2f}.
+{sparse_line}
+## Training curves (3 seeds each, RED vs sparse PPO, same budget)
+{img}
+Steps to reach sparse PPO's final reward (reward smoothed over {report.get('window', 5)} steps):
+
+{header}
+{per_seed}
+
+Seed-averaged curves: RED / sparse = {_ratio(report.get('seed_mean_curves', {}).get('ratio'))}. Per-step time, RED / sparse:
+{report.get('step_time_ratio', float('nan')):.3f} over whole runs; {timing.get('step_overhead_ratio', float('nan')):.4f}
+on identical rollouts (both methods read the RM once; RED only adds a difference of prefix scores).
+{abl}
+## Settings
+| setting | value |
+|---|---|
+{settings}
+
+## Limitations
+- A ~3M-parameter policy and a reward model that imitates the VADER sentiment lexicon: the "after"
+  policy learned to write sentences that this RM scores as positive, which includes reward hacking
+  of whatever the RM over-rewards (see the samples in the app). Not a useful language model.
+- One training seed is shipped; the curves show the spread over three.
+"""
+
+
+def main(argv=None) -> None:
+    global RUNS, RESULTS, SHIP
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stage", choices=("runs", "report", "timing", "ship", "all"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--repeats", type=int, default=10, help="timing: rollout batches measured")
+    parser.add_argument("--eval-samples", type=int, default=8, help="ship: samples per prompt and policy")
+    parser.add_argument("--ship-seed", type=int, default=0, help="ship: which RED run becomes policy-red")
+    parser.add_argument("--critic", default="auto", choices=("auto", "policy"),
+                        help="runs/report: critic start; 'policy' is the ablation (fresh zero value head)")
+    parser.add_argument("--policy", help="start policy (default: assets/models/policy-base)")
+    parser.add_argument("--reward-model", help="reward model (default: assets/models/reward)")
+    parser.add_argument("--steps", type=int, help=f"PPO steps per run (default: {BUDGET['steps']})")
+    parser.add_argument("--runs-dir", help=f"where runs go (default: {RUNS.relative_to(REPO)})")
+    parser.add_argument("--results-dir", help=f"where results go (default: {RESULTS.relative_to(REPO)})")
+    parser.add_argument("--ship-dir", help=f"where the shipped policy goes (default: {SHIP.relative_to(REPO)})")
+    args = parser.parse_args(argv)
+    RUNS, RESULTS, SHIP = (Path(p) if p else d for p, d in ((args.runs_dir, RUNS), (args.results_dir, RESULTS),
+                                                            (args.ship_dir, SHIP)))
+    MODELS.update({k: v for k, v in (("policy", args.policy), ("reward_model", args.reward_model)) if v})
+    if args.steps:
+        BUDGET["steps"] = args.steps
+    stages = ("runs", "report", "timing", "ship") if args.stage == "all" else (args.stage,)
+    for stage in stages:
+        {"runs": do_runs, "report": do_report, "timing": do_timing, "ship": do_ship}[stage](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""RED-PPO: train a causal-LM policy with PPO on token-level rewards from a sequence reward model.
+
+    from red_core.train import TrainConfig, train
+    summary = train(TrainConfig(method="red", steps=40, out="runs/red"))
+
+Modules: config (TrainConfig), rewards (RM credit + KL penalty), gae (advantages), ppo (the five
+phases, checkpoints, the run), cli (`python -m red_core train`), compare (before/after policies).
+"""
+
+from red_core.train.config import TrainConfig, read_prompts
+from red_core.train.ppo import PPOTrainer, latest_checkpoint, read_metrics, train
+
+__all__ = ["PPOTrainer", "TrainConfig", "latest_checkpoint", "read_metrics", "read_prompts", "train"]

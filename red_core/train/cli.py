@@ -1,0 +1,74 @@
+"""`python -m red_core train`: one flag per TrainConfig field, help text from the field.
+
+    python -m red_core train --policy P --reward-model R --prompts FILE --method red --steps N --out DIR
+
+Without --policy / --reward-model / --prompts the offline defaults in assets/ are used. A run
+whose OUT folder holds a checkpoint continues from it (--no-resume starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from red_core.train.config import TrainConfig
+
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str, "float | None": float}
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one --flag per TrainConfig field (defaults and help from the dataclass)."""
+    parser.description = (parser.description or "") + "RED-PPO: train a causal-LM policy with PPO on token-level " \
+        "rewards from a sequence reward model (see red_core/train/ppo.py for the implementation choices)."
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
+        if str(f.type) in ("bool", "<class 'bool'>") or f.type is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
+            continue
+        kind = _TYPES.get(str(f.type), str)
+        kw = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
+        parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text, **kw)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train; print where everything went and the last step's numbers. 0 on success."""
+    from red_core.train.ppo import train
+
+    cfg = config_from_args(args)
+    summary = train(cfg)
+    final = summary["final"] or {}
+    print(f"{summary['steps_done']}/{cfg.steps} steps, method {cfg.method}; {summary['critic']}")
+    if summary.get("resumed_from"):
+        print(f"resumed from {summary['resumed_from']}")
+    if final:
+        print(f"last step: reward {final['reward_mean']:+.4f} (std {final['reward_std']:.4f}), KL {final['kl']:.4f}, "
+              f"{final['step_time']:.2f} s/step")
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    print(f"metrics: {cfg.out}/metrics.csv, {cfg.out}/metrics.jsonl; policy: {summary.get('policy', '(stopped early)')}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from red_core.models import RewardModelError
+
+    parser = add_train_args(argparse.ArgumentParser(prog="python -m red_core.train"))
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    except (RewardModelError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

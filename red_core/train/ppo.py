@@ -1,0 +1,520 @@
+"""RED-PPO: a compact PPO for Hugging Face causal-LM policies, in five numbered phases per step.
+
+    1. rollouts   sample a response per prompt; log π_old, log π_ref, V, entropy on the response tokens
+    2. score      the reward model reads every rollout once: R(x, y), R(x, ∅) and all prefix scores
+    3. rewards    method credit (red / sparse / uniform / abc) − β·(log π_old − log π_ref)   [Eq. 8]
+    4. GAE        advantages and returns per token (γ, λ)
+    5. update     clipped policy loss and clipped value loss, a few epochs of minibatches
+
+RED changes only phase 3 (see red_core/train/rewards.py and ../shared/docs/red-method.md).
+
+Implementation choices (P = from the RED paper, S = from its code lineage safe-rlhf, not stated in
+the paper, O = ours):
+- [P] credit: RED Eq. 6 with the prompt baseline R(x, ∅) ("DI") on, β_c = 1 (Eq. 7); KL penalty is the
+  signed k1 estimate log π_old − log π_ref on every generated token, not clamped (Eq. 8).
+- [P] values used by the paper: actor lr 1e-5, critic lr 5e-6, β 0.02, 3 epochs (7B models). The
+  defaults of TrainConfig are set for the ~3M-parameter offline default task instead; see its help.
+- [S] γ = 1, GAE λ = 0.95, ratio clip 0.2, critic initialised from the reward model.
+- [O] critic: a separate model, never sharing weights with the policy. `critic_init="auto"` copies the
+  RM (trunk + score head, the head read at every position, so V(s_t) starts at the prefix score
+  R(x, y_<t)) when the RM is causal and shares the policy's vocabulary; otherwise a copy of the
+  policy's trunk with a fresh linear head, zero-initialised (V ≡ 0 at the start). Note: an
+  RM-initialised critic starts as a good value function for sparse rewards (E[R | y_<t] ≈ R(x, y_<t)),
+  while for RED the ideal start is ≈ 0 (the remaining RED return is R(x, y) − R(x, y_<t)); both
+  methods get the same critic start, as in the paper.
+- [O] the reference model is a frozen copy of the starting policy; the reward model is frozen.
+- [O] sampling: temperature 1, no top-k / top-p, so samples follow π and log π_old is exact; a
+  response ends at EOS (which is scored and rewarded) or at max_new_tokens (treated as terminal,
+  no bootstrap, no truncation penalty).
+- [O] log π_old, values and entropy come from a separate no-grad forward pass after generation (not
+  from generate's scores), so the first minibatch has ratio 1 exactly.
+- [O] advantages whitened over the batch's response tokens; losses are means over response tokens
+  (token-level), value loss 0.5·max((V − R)², (V_clip − R)²); no entropy bonus; no reward scaling
+  or clipping; AdamW without weight decay and a constant learning rate; gradient norm clip 1.0 on
+  each model; dropout off (models in eval mode while training).
+- [O] determinism: step s draws its prompts, samples and minibatch order from seeds derived from
+  (seed, s), so a run resumed from a checkpoint at step s continues exactly as an uninterrupted run
+  (bit-exact on CPU with the same thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from red_core.models import load_policy, load_reward_model, resolve_device
+from red_core.train.config import TrainConfig, read_prompts
+from red_core.train.gae import explained_variance, gae, masked_mean, masked_whiten
+from red_core.train.rewards import assemble_rewards, rollout_credit, shares_vocabulary
+
+METRIC_COLUMNS = (
+    "step", "reward_mean", "reward_std", "baseline_mean", "credit_sum_mean", "return_mean", "kl", "kl_per_token",
+    "entropy", "response_length", "eos_fraction", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
+    "explained_variance", "value_mean", "time_rollout", "time_score", "time_update", "step_time")
+CHECKPOINT_DIR = "checkpoints"
+
+
+def derive_seed(seed: int, step: int, stream: int) -> int:
+    """An independent 63-bit seed for (seed, step, stream)."""
+    return int(np.random.SeedSequence([seed, step, stream]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+# ----------------------------------------------------------------------------- critic
+
+
+class Critic(torch.nn.Module):
+    """V(s) at every position: a transformer trunk and a linear head applied per position."""
+
+    def __init__(self, trunk: torch.nn.Module, head: torch.nn.Module, index: int = 0):
+        super().__init__()
+        self.trunk, self.head, self.index = trunk, head, index
+
+    def forward(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask,
+                            position_ids=position_ids).last_hidden_state  # (B, L, H)
+        return self.head(hidden)[..., self.index].float()  # (B, L)
+
+
+def _hidden_size(model) -> int:
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for name in ("hidden_size", "n_embd", "d_model"):
+        if getattr(cfg, name, None):
+            return int(getattr(cfg, name))
+    raise ValueError("cannot find the policy's hidden size for a fresh value head")
+
+
+def build_critic(choice: str, policy, rm, shared: bool) -> tuple[Critic, str]:
+    """The critic and one line saying where it came from (see 'critic' in the module doc)."""
+    head = getattr(rm.model, "score", None)
+    rm_ok = shared and rm.kind == "causal" and isinstance(head, torch.nn.Linear)
+    if choice == "reward" and not rm_ok:
+        raise ValueError("critic_init='reward' needs a causal reward model with a linear `score` head that shares the "
+                         "policy's vocabulary (same tokenizer, no chat template); use critic_init='policy' or 'auto'.")
+    if choice == "reward" or (choice == "auto" and rm_ok):
+        critic = Critic(copy.deepcopy(rm.model.base_model), copy.deepcopy(head), rm.label_index)
+        how = f"critic = copy of the reward model {rm.name!r} (trunk + score head read at every position)"
+    else:
+        linear = torch.nn.Linear(_hidden_size(policy), 1)
+        torch.nn.init.zeros_(linear.weight)
+        torch.nn.init.zeros_(linear.bias)
+        critic = Critic(copy.deepcopy(policy.base_model), linear, 0)
+        why = "asked for" if choice == "policy" else "the reward model cannot read the policy's tokens"
+        how = f"critic = copy of the policy's trunk + fresh zero-initialised value head ({why})"
+    critic = critic.float().to(next(policy.parameters()).device)
+    for p in critic.parameters():
+        p.requires_grad_(True)
+    return critic.eval(), how
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+
+@dataclass
+class Rollouts:
+    """One step's batch: B prompts (left-padded to P) and their responses (right-padded to T)."""
+
+    prompt_texts: list[str]  # (B,)
+    prompt_ids: list[list[int]]  # (B,) unpadded policy prompt ids
+    input_ids: torch.Tensor  # (B, P+T) prompt (left pad) + response (pad after EOS)
+    attention_mask: torch.Tensor  # (B, P+T)
+    position_ids: torch.Tensor  # (B, P+T) counts real tokens only
+    P: int  # padded prompt length
+    response: torch.Tensor  # (B, T) generated ids
+    mask: torch.Tensor  # (B, T) float, 1 on generated tokens (EOS included), 0 after
+    logp_old: torch.Tensor | None = None  # (B, T) log π_old(y_t|s_t)
+    logp_ref: torch.Tensor | None = None  # (B, T) log π_ref(y_t|s_t)
+    values: torch.Tensor | None = None  # (B, T) V(s_t)
+    entropy: torch.Tensor | None = None  # (B, T) H(π_old(·|s_t))
+
+    @property
+    def T(self) -> int:
+        return self.response.shape[1]
+
+    def response_lists(self) -> list[list[int]]:
+        lengths = self.mask.sum(-1).long().tolist()
+        return [row[:n] for row, n in zip(self.response.tolist(), lengths)]
+
+
+def _eos_ids(policy, tokenizer) -> list[int]:
+    eos = getattr(policy.generation_config, "eos_token_id", None)
+    eos = eos if eos is not None else tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the policy has no EOS token; set tokenizer.eos_token (responses must be able to end)")
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def response_mask(response: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
+    """(B, T) -> (B, T) float: 1 up to and including the first EOS (everything when there is none)."""
+    is_eos = torch.isin(response, torch.tensor(eos_ids, device=response.device))  # (B, T)
+    # Reference loop: for b: n = (index of the first EOS) + 1, or T without one; mask[b, :n] = 1
+    before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()  # (B, T) number of EOS strictly before t
+    return (before == 0).float()
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float,
+                   with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, T, V) logits, (B, T) tokens -> (B, T) log-probs of the tokens (and (B, T) entropies)."""
+    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
+    logp = torch.gather(logp_all, -1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None  # (B, T)
+    return logp, entropy
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class PPOTrainer:
+    """Holds the models and optimisers; `step()` runs phases 1-5 once and returns the step's metrics."""
+
+    def __init__(self, cfg: TrainConfig, *, policy=None, tokenizer=None, rm=None, prompts: list[str] | None = None):
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(resolve_device(cfg.device))
+        if policy is None:
+            policy, tokenizer = load_policy(cfg.policy, device=str(self.device), dtype="float32")
+        self.policy, self.tokenizer = policy.float().to(self.device).eval(), tokenizer
+        self.rm = rm if rm is not None else load_reward_model(cfg.reward_model, device=str(self.device),
+                                                              label_index=cfg.label_index)
+        self.prompts = prompts if prompts is not None else read_prompts(cfg.prompts)
+        self.shared = shares_vocabulary(self.rm, tokenizer)
+        self.ref = copy.deepcopy(self.policy).eval()
+        for p in list(self.ref.parameters()) + list(self.rm.model.parameters()):
+            p.requires_grad_(False)
+        self.critic, self.critic_how = build_critic(cfg.critic_init, self.policy, self.rm, self.shared)
+        self.eos_ids = _eos_ids(self.policy, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.actor_opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.actor_lr, weight_decay=0.0)
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.step_index = 0  # steps completed
+        self.notes: list[str] = list(self.rm.warnings)
+        if self.shared and self.rm.max_length < cfg.max_prompt_tokens + cfg.max_new_tokens + 1:
+            raise ValueError(f"max_prompt_tokens + max_new_tokens ({cfg.max_prompt_tokens} + {cfg.max_new_tokens}) "
+                             f"exceeds what the reward model takes ({self.rm.max_length}); lower them.")
+
+    def autocast(self):
+        if self.cfg.amp == "no":
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16)
+
+    # ------------------------------------------------------------------ phase 1: rollouts
+
+    def sample_prompts(self, step: int) -> list[str]:
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, step, 0))
+        idx = rng.choice(len(self.prompts), size=self.cfg.batch_size, replace=len(self.prompts) < self.cfg.batch_size)
+        return [self.prompts[i] for i in idx]
+
+    def encode_prompts(self, texts: list[str]) -> list[list[int]]:
+        out = []
+        for text in texts:
+            ids = self.tokenizer(text).input_ids[-self.cfg.max_prompt_tokens:]  # (P_b,) cut from the left
+            if not ids:
+                raise ValueError(f"prompt {text!r} has no tokens and the tokenizer adds no BOS; give a non-empty prompt")
+            out.append(ids)
+        return out
+
+    @torch.no_grad()
+    def rollout(self, step: int) -> Rollouts:
+        from transformers import GenerationConfig
+
+        cfg = self.cfg
+        texts = self.sample_prompts(step)
+        prompt_ids = self.encode_prompts(texts)
+        P = max(len(p) for p in prompt_ids)
+        prompt = torch.full((len(texts), P), self.pad_id, dtype=torch.long)  # (B, P) left-padded
+        prompt_mask = torch.zeros((len(texts), P), dtype=torch.long)  # (B, P)
+        for b, ids in enumerate(prompt_ids):
+            prompt[b, P - len(ids):] = torch.tensor(ids)
+            prompt_mask[b, P - len(ids):] = 1
+        prompt, prompt_mask = prompt.to(self.device), prompt_mask.to(self.device)
+        gen = GenerationConfig(do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
+                               max_new_tokens=cfg.max_new_tokens, pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+                               bos_token_id=self.tokenizer.bos_token_id)
+        torch.manual_seed(derive_seed(cfg.seed, step, 1))  # seeds CUDA too
+        with self.autocast():
+            seq = self.policy.generate(input_ids=prompt, attention_mask=prompt_mask, generation_config=gen)  # (B, P+T)
+        response = seq[:, P:]  # (B, T)
+        mask = response_mask(response, self.eos_ids)  # (B, T)
+        response = torch.where(mask.bool(), response, torch.full_like(response, self.pad_id))  # (B, T)
+        input_ids = torch.cat([prompt, response], dim=1)  # (B, P+T)
+        attention_mask = torch.cat([prompt_mask, mask.long()], dim=1)  # (B, P+T)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P+T)
+        ro = Rollouts(texts, prompt_ids, input_ids, attention_mask, position_ids, P, response, mask)
+        # log π_old, log π_ref, V(s_t) and entropy on the response tokens, in one no-grad pass each.
+        ro.logp_old, ro.entropy = self.policy_logprobs(self.policy, ro, with_entropy=True)  # (B, T) each
+        ro.logp_ref, _ = self.policy_logprobs(self.ref, ro)  # (B, T)
+        ro.values = self.critic_values(ro)  # (B, T)
+        return ro
+
+    def policy_logprobs(self, model, ro: Rollouts, rows=None, with_entropy=False):
+        rows = slice(None) if rows is None else rows
+        with self.autocast():
+            logits = model(input_ids=ro.input_ids[rows], attention_mask=ro.attention_mask[rows],
+                           position_ids=ro.position_ids[rows]).logits  # (b, P+T, V)
+        logits = logits[:, ro.P - 1: ro.P - 1 + ro.T]  # (b, T, V): position P-1+t predicts y_t
+        return token_logprobs(logits, ro.response[rows], self.cfg.temperature, with_entropy)
+
+    def critic_values(self, ro: Rollouts, rows=None) -> torch.Tensor:
+        rows = slice(None) if rows is None else rows
+        with self.autocast():
+            v = self.critic(ro.input_ids[rows], ro.attention_mask[rows], ro.position_ids[rows])  # (b, P+T)
+        return v[:, ro.P - 1: ro.P - 1 + ro.T].float()  # (b, T): V(s_t) is read at the token before y_t
+
+    # ------------------------------------------------------------------ phases 2-3: score, rewards
+
+    def score(self, ro: Rollouts):
+        return rollout_credit(self.rm, self.tokenizer, ro.prompt_ids, ro.response_lists(), ro.prompt_texts,
+                              self.cfg.method, self.cfg.method_params, ro.T, shared=self.shared,
+                              batch_size=self.cfg.rm_batch_size)
+
+    # ------------------------------------------------------------------ phase 5: update
+
+    def update(self, ro: Rollouts, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict:
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, step, 2))
+        stats = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
+        B = ro.response.shape[0]
+        self.policy.eval(), self.critic.eval()  # dropout off, see the module doc
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(B, generator=g)
+            for start in range(0, B, cfg.minibatch_size):
+                rows = order[start:start + cfg.minibatch_size].to(self.device)
+                m = ro.mask[rows]  # (b, T)
+                adv, ret = advantages[rows], returns[rows]  # (b, T)
+                logp, _ = self.policy_logprobs(self.policy, ro, rows)  # (b, T) log π_θ
+                ratio = torch.exp(logp - ro.logp_old[rows])  # (b, T)
+                pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip))  # (b, T)
+                policy_loss = masked_mean(pg, m)
+                v = self.critic_values(ro, rows)  # (b, T)
+                v_old = ro.values[rows]  # (b, T)
+                v_clip = v_old + (v - v_old).clamp(-cfg.value_clip, cfg.value_clip) if cfg.value_clip > 0 else v
+                value_loss = 0.5 * masked_mean(torch.maximum((v - ret) ** 2, (v_clip - ret) ** 2), m)
+                self.actor_opt.zero_grad(set_to_none=True)
+                self.critic_opt.zero_grad(set_to_none=True)
+                self.scaler.scale(policy_loss + value_loss).backward()  # disjoint parameters: one backward
+                for model, opt in ((self.policy, self.actor_opt), (self.critic, self.critic_opt)):
+                    if cfg.max_grad_norm > 0:
+                        self.scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    self.scaler.step(opt)
+                self.scaler.update()
+                with torch.no_grad():
+                    stats["policy_loss"].append(float(policy_loss))
+                    stats["value_loss"].append(float(value_loss))
+                    stats["clip_fraction"].append(float(masked_mean(((ratio - 1).abs() > cfg.clip).float(), m)))
+                    stats["approx_kl"].append(float(masked_mean(0.5 * (logp - ro.logp_old[rows]) ** 2, m)))
+        return {k: float(np.mean(v)) for k, v in stats.items()}
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self) -> dict:
+        """Run phases 1-5 for the next step; returns its metrics."""
+        cfg, step = self.cfg, self.step_index
+        t0 = time.perf_counter()
+        # 1. rollouts: sample, then log π_old, log π_ref, V, entropy on the response tokens
+        ro = self.rollout(step)
+        t1 = time.perf_counter()
+        # 2. score: one RM read per rollout gives R(x, y), R(x, ∅) and every prefix score; credit per token
+        credit = self.score(ro)  # credit.credit (B, T)
+        for note in credit.notes:
+            if note not in self.notes:
+                self.notes.append(note)
+        t2 = time.perf_counter()
+        # 3. rewards: r_t = credit_t − β (log π_old − log π_ref)   (Eq. 8)
+        rewards, kl = assemble_rewards(credit.credit.to(self.device, torch.float32), ro.logp_old, ro.logp_ref,
+                                       ro.mask, cfg.kl_coef)  # (B, T) each
+        # 4. GAE: advantages and returns per token
+        advantages, returns = gae(rewards, ro.values, ro.mask, cfg.gamma, cfg.lam)  # (B, T) each
+        if cfg.whiten_advantages:
+            advantages = masked_whiten(advantages, ro.mask)  # (B, T)
+        # 5. update: clipped policy and value losses, ppo_epochs passes over shuffled minibatches
+        upd = self.update(ro, advantages, returns, step)
+        t3 = time.perf_counter()
+        self.step_index += 1
+        lengths = ro.mask.sum(-1)  # (B,)
+        ends_eos = torch.isin(ro.response.gather(1, (lengths.long() - 1).clamp(min=0)[:, None]),
+                              torch.tensor(self.eos_ids, device=self.device)).float()
+        return {
+            "step": self.step_index,
+            "reward_mean": float(np.mean(credit.scores)), "reward_std": float(np.std(credit.scores)),
+            "baseline_mean": float(np.nanmean(credit.baselines)) if np.isfinite(credit.baselines).any() else float("nan"),
+            "credit_sum_mean": float(credit.credit.sum(-1).mean()),
+            "return_mean": float(rewards.sum(-1).mean()),
+            "kl": float(kl.sum(-1).mean()), "kl_per_token": float(masked_mean(kl, ro.mask)),
+            "entropy": float(masked_mean(ro.entropy, ro.mask)),
+            "response_length": float(lengths.mean()), "eos_fraction": float(ends_eos.mean()),
+            **upd,
+            "explained_variance": explained_variance(ro.values, returns, ro.mask),
+            "value_mean": float(masked_mean(ro.values, ro.mask)),
+            "time_rollout": t1 - t0, "time_score": t2 - t1, "time_update": t3 - t2, "step_time": t3 - t0,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, out: Path, keep: int = 1) -> Path:
+        """Write OUT/checkpoints/step-NNNNNN atomically (temp folder, fsync, rename, then the `latest` pointer)."""
+        from safetensors.torch import save_model
+
+        root = Path(out) / CHECKPOINT_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        name = f"step-{self.step_index:06d}"
+        tmp = root / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_model(self.policy, str(tmp / "policy.safetensors"))
+        save_model(self.critic, str(tmp / "critic.safetensors"))
+        torch.save({"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
+                    "scaler": self.scaler.state_dict()}, tmp / "optim.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": self.step_index, "config": self.cfg.to_dict()}, indent=1))
+        for f in tmp.iterdir():
+            _fsync(f)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _atomic_write(root / "latest", name + "\n")
+        for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self, folder: Path) -> None:
+        from safetensors.torch import load_model
+
+        state = json.loads((folder / "state.json").read_text())
+        saved = TrainConfig.from_dict(state["config"])
+        diff = self.cfg.differences(saved)
+        if diff:
+            lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"the checkpoint in {folder} was made with other settings ({lines}); use the same "
+                             f"settings to resume, or --no-resume / another --out to start over.")
+        load_model(self.policy, str(folder / "policy.safetensors"), device=str(self.device))
+        load_model(self.critic, str(folder / "critic.safetensors"), device=str(self.device))
+        opt = torch.load(folder / "optim.pt", map_location=self.device, weights_only=True)
+        self.actor_opt.load_state_dict(opt["actor"])
+        self.critic_opt.load_state_dict(opt["critic"])
+        self.scaler.load_state_dict(opt["scaler"])
+        self.step_index = int(state["step"])
+
+    def save_policy(self, folder: Path, card: str | None = None) -> Path:
+        """The trained policy as a Hugging Face folder (safetensors + tokenizer), written atomically."""
+        folder = Path(folder)
+        tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.policy.save_pretrained(tmp, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
+        if card:
+            (tmp / "README.md").write_text(card)
+        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    pointer = Path(out) / CHECKPOINT_DIR / "latest"
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    return folder if (folder / "state.json").is_file() else None
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_metrics(out: Path, rows: list[dict]) -> None:
+    """OUT/metrics.jsonl and OUT/metrics.csv, each rewritten atomically (one row per step)."""
+    _atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(METRIC_COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(out / "metrics.csv", buf.getvalue())
+
+
+def read_metrics(out: str | Path) -> list[dict]:
+    path = Path(out) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def train(cfg: TrainConfig, *, trainer: PPOTrainer | None = None, callback=None, stop=None) -> dict:
+    """Run (or resume) a PPO run into cfg.out; returns a summary dict.
+
+    callback(metrics, trainer) is called after each step (after its checkpoint); returning True stops
+    the run early, as does stop() returning True. The final policy is written to OUT/policy.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = trainer or PPOTrainer(cfg)
+    rows: list[dict] = []
+    ckpt = latest_checkpoint(out) if cfg.resume else None
+    if not cfg.resume:
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    if ckpt is not None:
+        trainer.load_checkpoint(ckpt)
+        rows = [r for r in read_metrics(out) if r["step"] <= trainer.step_index]
+    cfg.to_json(out / "config.json")
+    bar = tqdm(total=cfg.steps, initial=trainer.step_index, desc=f"PPO {cfg.method}", disable=not cfg.progress,
+               dynamic_ncols=True)
+    stopped = False
+    while trainer.step_index < cfg.steps:
+        metrics = trainer.step()
+        rows.append(metrics)
+        write_metrics(out, rows)
+        if trainer.step_index % cfg.save_every == 0 or trainer.step_index == cfg.steps:
+            trainer.save_checkpoint(out, cfg.keep_checkpoints)
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward_mean']:+.3f}", kl=f"{metrics['kl']:.3f}",
+                        s_step=f"{metrics['step_time']:.2f}")
+        if (callback is not None and callback(metrics, trainer)) or (stop is not None and stop()):
+            stopped = trainer.step_index < cfg.steps
+            break
+    bar.close()
+    if stopped:
+        trainer.save_checkpoint(out, cfg.keep_checkpoints)
+    summary = {"out": str(out), "steps_done": trainer.step_index, "steps": cfg.steps, "stopped": stopped,
+               "critic": trainer.critic_how, "shared_vocabulary": trainer.shared, "notes": trainer.notes,
+               "final": rows[-1] if rows else None, "resumed_from": str(ckpt) if ckpt else None}
+    if not stopped:
+        summary["policy"] = str(trainer.save_policy(out / "policy"))
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    summary["metrics"] = rows
+    return summary
+
+
+def _json_default(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return str(x)

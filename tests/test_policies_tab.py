@@ -1,0 +1,129 @@
+"""The Policies tab: samples from two policies with the same seeds, scores, win rate, KL; live training."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+import pytest
+
+from app import policies_tab
+from app.context import AppContext, RMChoice
+from red_core.testing import byte_bpe_tokenizer, tiny_causal_lm, tiny_reward_model
+from red_core.train import compare
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("policies")
+    tok = byte_bpe_tokenizer()
+    a = tiny_causal_lm(root / "before", tokenizer=tok, layers=1, width=32, seed=0)
+    b = tiny_causal_lm(root / "after", tokenizer=tok, layers=1, width=32, seed=1)
+    rm = tiny_reward_model("llama", root / "rm", tokenizer=tok, layers=1, width=32)
+    ctx = AppContext.create(reward_model=str(rm), policy=str(a), examples=[], files_dir=root / "files")
+    return {"before": str(a), "after": str(b), "rm": str(rm), "ctx": ctx, "root": root}
+
+
+def no_progress(*args, **kwargs):
+    return None
+
+
+def run_handler(s, before, after, prompts="The movie was\nHello world", n=2, max_new=5, seed=0):
+    out = list(policies_tab.generate(s["ctx"], RMChoice(s["rm"]), before, after, "", prompts, n, max_new, 1.0, 1.0,
+                                     seed, progress=no_progress))
+    assert out[0][0].startswith("⏳")  # progress first
+    return out[-1]
+
+
+def test_handler_returns_both_sample_sets_and_scores(setup):
+    status, summary, fig, samples, table, numbers = run_handler(setup, setup["before"], setup["after"])
+    assert status.startswith("✓")
+    assert numbers["before"]["n"] == numbers["after"]["n"] == 4
+    assert numbers["before"]["kl_to_reference"] == pytest.approx(0.0)  # the reference is "before" itself
+    assert isinstance(numbers["after"]["kl_to_reference"], float)
+    assert 0.0 <= numbers["win_rate_after"] <= 1.0
+    assert len(table) == 4 and table["before_score"].notna().all() and table["after_score"].notna().all()
+    assert "Win rate of after over before" in summary and samples.count("red-heatmap") >= 1
+    assert len(fig.data) == 2  # one distribution per policy
+
+
+def test_same_policy_same_seed_gives_same_samples(setup):
+    *_, table, numbers = run_handler(setup, setup["before"], setup["before"], n=3)
+    assert list(table["before"]) == list(table["after"])
+    assert numbers["win_rate_after"] == pytest.approx(0.5)
+    assert numbers["after"]["kl_to_reference"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_limits_and_bad_input_give_readable_errors(setup):
+    too_many = "\n".join(f"prompt {i}" for i in range(compare.MAX_PROMPTS + 1))
+    with pytest.raises(gr.Error, match="MAX_PROMPTS"):
+        run_handler(setup, setup["before"], setup["after"], prompts=too_many)
+    with pytest.raises(gr.Error, match="MAX_SAMPLES_PER_PROMPT"):
+        run_handler(setup, setup["before"], setup["after"], n=compare.MAX_SAMPLES_PER_PROMPT + 1)
+    with pytest.raises(gr.Error, match="Could not load the policy"):
+        run_handler(setup, setup["before"], str(setup["root"] / "missing"))
+
+
+def test_compare_library_stop_and_kl_against_a_third_reference(setup):
+    from red_core import load_reward_model
+
+    rm = load_reward_model(setup["rm"])
+    events = compare.compare_policies(compare.local_policies(), rm, before=setup["before"], after=setup["after"],
+                                      reference=setup["after"], prompts=["Hi"], n=2, max_new_tokens=4)
+    cmp = compare.run_to_end(events)
+    assert cmp.summary()["after"]["kl_to_reference"] == pytest.approx(0.0)
+    assert cmp.summary()["before"]["kl_to_reference"] is not None
+    stopped = compare.compare_policies(compare.local_policies(), rm, before=setup["before"], after=setup["after"],
+                                       prompts=["Hi"], n=1, max_new_tokens=3, should_stop=lambda: True)
+    assert compare.run_to_end(stopped) is None
+
+
+def test_through_gradio_client(setup):
+    from gradio_client import Client
+
+    ctx = setup["ctx"]
+    with gr.Blocks() as demo:
+        ctx.rm_state = gr.State(RMChoice(setup["rm"]))
+        policies_tab.build(ctx)
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        status, summary, fig, samples, table, numbers = client.predict(
+            setup["before"], setup["after"], "", "The movie was", 2, 4, 1.0, 1.0, 0, api_name="/policies_generate")
+        assert status.startswith("✓")
+        assert numbers["before"]["n"] == numbers["after"]["n"] == 2
+        assert len(table["data"]) == 2 and all(row[2] is not None and row[4] is not None for row in table["data"])
+    finally:
+        demo.close()
+
+
+def test_live_runs_step_both_methods(setup):
+    from red_core.train.live import live_figure, live_runs
+
+    prompts = setup["root"] / "prompts.txt"
+    prompts.write_text("The movie was\nHello\n")
+    events = list(live_runs(steps=1, batch_size=2, max_new_tokens=3, policy=setup["before"], reward_model=setup["rm"],
+                            prompts=str(prompts), threads=1))
+    assert len(events) == 2 and all("reward" in message for _, message in events)
+    history = events[-1][0]
+    assert [len(v) for v in history.values()] == [1, 1]
+    assert len(live_figure(history).data) == 4
+
+
+def test_train_live_handler_streams_figures(setup, monkeypatch):
+    from functools import partial
+
+    import red_core.train.live as live
+
+    prompts = setup["root"] / "prompts-live.txt"
+    prompts.write_text("The movie was\n")
+    monkeypatch.setattr(live, "live_runs", partial(live.live_runs, policy=setup["before"], reward_model=setup["rm"],
+                                                   prompts=str(prompts), threads=1))
+    monkeypatch.setattr(policies_tab, "LIVE_BATCH_SIZE", 2)
+    outs = list(policies_tab.train_live(setup["ctx"], 1, 0, "policy", progress=no_progress))
+    assert len(outs) == 3 and outs[-1][1].startswith("✓")  # one update per method, then the final one
+    assert len(outs[-1][0].data) == 4
+    with pytest.raises(gr.Error, match="MAX_LIVE_STEPS"):
+        list(policies_tab.train_live(setup["ctx"], policies_tab.MAX_LIVE_STEPS + 1, 0, progress=no_progress))
