@@ -1,0 +1,1057 @@
+"""Build the offline default models: a shared tokenizer, a sentiment reward model, a base policy.
+
+Run from the repository root:
+
+    python -m red_core.recipes.defaults                  # full build into assets/models/ (~15 min, 2 CPU cores)
+    python -m red_core.recipes.defaults --tiny           # smoke run in seconds into a temporary folder
+    python -m red_core.recipes.defaults --help           # every setting, with its help text
+
+Everything comes from package registries, nothing from the Hugging Face Hub:
+
+- text: the Debian `fortunes` / `fortunes-min` collections (/usr/share/games/fortunes), cut into
+  sentences and filtered to short, plain-ASCII English;
+- labels: the VADER sentiment analyser (PyPI `vadersentiment`, MIT). VADER is a lexicon with a few
+  rules, so the contribution of every word to its score is known. That is why the reward model
+  exists: RED's word-level credit can be checked against a ground truth.
+
+Pipeline (one section each below, in this order):
+
+1. corpus     fortunes -> sentences -> filter -> dedupe -> seeded shuffle -> train / held-out split
+2. labels     VADER compound score of `prompt + response`; half the texts get a neutral prompt
+3. augment    seeded word swaps that put VADER lexicon words into many contexts (reward model only)
+4. tokenizer  byte-level BPE (`tokenizers`), "<bos> $A" post-processor, separate <pad> and <eos>
+5. models     LlamaForSequenceClassification (1 output) and LlamaForCausalLM, float32 safetensors
+6. training   reward model: MSE regression on the compound score (one score per text, read where
+              transformers pools it); policy: next-token loss on the response and <eos>
+7. evaluation held-out agreement with VADER; credit faithfulness of red / abc / uniform / sparse
+              through the public `red_core` API; policy perplexity, samples, and their mean reward
+8. cards      README.md model cards and evaluation.json next to each model
+
+Determinism: every random choice draws from `RecipeConfig.seed` (Python `random.Random`,
+`numpy.random.default_rng`, `torch.Generator`, `torch.manual_seed`). Timings vary with the machine.
+On a machine whose cores are busy with other work, start it as `OMP_WAIT_POLICY=PASSIVE python -m ...`:
+torch's spinning OpenMP threads otherwise slow training several-fold (the variable is read when torch
+loads, which `import red_core` does before this module runs, so it cannot be set from here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import re
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT_DIR = REPO_ROOT / "assets" / "models"
+EXAMPLES_FILE = REPO_ROOT / "assets" / "examples.json"
+REWARD_SUBDIR, POLICY_SUBDIR = "reward", "policy-base"
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2
+
+# Prompts carry no VADER lexicon word, so the label of `prompt + response` is the response's sentiment.
+# Each ends in a newline: byte-level BPE never merges across it, so prompt tokens stay the same
+# whether the prompt is tokenised alone or followed by a response.
+NEUTRAL_PROMPTS = (
+    "Tell me something.\n",
+    "Say something about life.\n",
+    "What do you think?\n",
+    "Give me a fortune.\n",
+    "Complete the thought:\n",
+    "Tell me about your day.\n",
+    "Say anything.\n",
+    "Quote of the day:\n",
+    "What would you say?\n",
+)
+
+
+# ----------------------------------------------------------------------------- 0. configuration
+
+def _opt(default, help: str, cli: bool = True):
+    """A dataclass field with a help text (shown by --help)."""
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+@dataclass
+class RecipeConfig:
+    """Every setting of the recipe. `RecipeConfig()` is the shipped build; `RecipeConfig.make_tiny()` a smoke run."""
+
+    out_dir: str = _opt(str(DEFAULT_OUT_DIR), "output folder; models go to OUT/reward and OUT/policy-base")
+    seed: int = _opt(0, "seed for every random choice (data split, prompts, augmentation, init, batches, sampling)")
+    threads: int = _opt(2, "torch CPU threads (torch.set_num_threads)")
+    # corpus
+    fortune_dir: str = _opt("/usr/share/games/fortunes", "folder with the Debian fortune files")
+    exclude_files: tuple = _opt(("ascii-art", "translate-me"), "fortune files to skip (comma-separated on the command line)")
+    min_words: int = _opt(3, "shortest sentence kept, in whitespace-separated words")
+    max_words: int = _opt(30, "longest sentence kept, in whitespace-separated words")
+    max_texts: int = _opt(0, "keep at most this many sentences after shuffling (0 = all)")
+    heldout_frac: float = _opt(0.1, "fraction of sentences held out for evaluation (never trained on)")
+    clause_frac: float = _opt(0.5, "reward model: share of multi-clause training sentences used as separate clauses")
+    prompts: tuple = _opt(NEUTRAL_PROMPTS, "neutral prompts (no VADER lexicon word, each ends in a newline)", cli=False)
+    prompt_frac: float = _opt(0.5, "fraction of texts that get a random neutral prompt; the rest have the empty prompt")
+    # augmentation (reward model only)
+    aug_copies: int = _opt(3, "reward model: word-swapped copies of each training unit added to its data")
+    empty_frac: float = _opt(0.02, "reward model: extra texts with an empty response, as a share of its units")
+    eos_frac: float = _opt(0.5, "fraction of reward-model training texts that end with <eos> (score either convention)")
+    # tokenizer
+    vocab_size: int = _opt(4096, "BPE vocabulary size, special tokens included")
+    max_length: int = _opt(512, "model_max_length of the tokenizer and max_position_embeddings of both models "
+                                "(rotary positions: no learned table, so this only sets the accepted length)")
+    # reward model
+    rm_hidden: int = _opt(256, "reward model: hidden size")
+    rm_layers: int = _opt(4, "reward model: transformer layers")
+    rm_heads: int = _opt(4, "reward model: attention heads")
+    rm_kv_heads: int = _opt(2, "reward model: key/value heads (grouped-query attention)")
+    rm_intermediate: int = _opt(512, "reward model: MLP width")
+    rm_epochs: int = _opt(3, "reward model: passes over its training texts")
+    rm_batch_size: int = _opt(64, "reward model: texts per step")
+    rm_lr: float = _opt(1e-3, "reward model: peak AdamW learning rate")
+    # policy
+    policy_hidden: int = _opt(192, "policy: hidden size")
+    policy_layers: int = _opt(4, "policy: transformer layers")
+    policy_heads: int = _opt(4, "policy: attention heads")
+    policy_kv_heads: int = _opt(2, "policy: key/value heads (grouped-query attention)")
+    policy_intermediate: int = _opt(512, "policy: MLP width")
+    policy_epochs: int = _opt(6, "policy: passes over its training texts")
+    policy_batch_size: int = _opt(64, "policy: texts per step")
+    policy_lr: float = _opt(2e-3, "policy: peak AdamW learning rate")
+    # optimisation, shared
+    weight_decay: float = _opt(0.01, "AdamW weight decay")
+    warmup_frac: float = _opt(0.05, "fraction of steps with linear warm-up; then cosine decay to 10% of the peak")
+    # evaluation
+    eval_pairs: int = _opt(4000, "random held-out pairs for pairwise accuracy")
+    credit_texts: int = _opt(1000, "held-out texts for the credit-faithfulness table")
+    eval_samples: int = _opt(100, "policy samples scored by the reward model")
+    max_new_tokens: int = _opt(40, "policy: longest sampled response, in tokens")
+    tiny: bool = _opt(False, "smoke run: tiny data and models, seconds end to end (see RecipeConfig.make_tiny)")
+    cards_only: bool = _opt(False, "only rewrite the README.md model cards in OUT from OUT/reward/evaluation.json")
+
+    def __post_init__(self):
+        if isinstance(self.exclude_files, str):
+            self.exclude_files = tuple(s.strip() for s in self.exclude_files.split(",") if s.strip())
+        self.exclude_files, self.prompts = tuple(self.exclude_files), tuple(self.prompts)
+        positive = ["threads", "min_words", "vocab_size", "max_length", "rm_hidden", "rm_layers", "rm_heads",
+                    "rm_kv_heads", "rm_intermediate", "rm_epochs", "rm_batch_size", "policy_hidden", "policy_layers",
+                    "policy_heads", "policy_kv_heads", "policy_intermediate", "policy_epochs", "policy_batch_size",
+                    "eval_pairs", "credit_texts", "eval_samples", "max_new_tokens"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ["max_texts", "aug_copies", "seed"]:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ["clause_frac", "prompt_frac", "empty_frac", "eos_frac", "warmup_frac"]:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.heldout_frac < 1.0:
+            raise ValueError(f"heldout_frac must lie in (0, 1), got {self.heldout_frac}")
+        if self.max_words < self.min_words:
+            raise ValueError(f"max_words ({self.max_words}) must be >= min_words ({self.min_words})")
+        if self.vocab_size < 256 + len(SPECIAL_TOKENS):
+            raise ValueError(f"vocab_size must hold the 256 byte symbols and {len(SPECIAL_TOKENS)} specials")
+        for prefix in ("rm", "policy"):
+            hidden, heads, kv = (getattr(self, f"{prefix}_{k}") for k in ("hidden", "heads", "kv_heads"))
+            if hidden % heads or heads % kv:
+                raise ValueError(f"{prefix}: hidden ({hidden}) must divide by heads ({heads}), heads by kv_heads ({kv})")
+        if self.max_length < self.max_words * 4 + 8:
+            raise ValueError(f"max_length {self.max_length} is too short for {self.max_words}-word texts")
+        if not self.prompts or any(not p.endswith("\n") for p in self.prompts):
+            raise ValueError("prompts must be non-empty and each must end with a newline")
+        if not Path(self.fortune_dir).is_dir():
+            raise ValueError(f"fortune_dir {self.fortune_dir} not found: install the Debian packages "
+                             "`fortunes-min` and `fortunes` (apt-get install fortunes)")
+        if self.weight_decay < 0 or self.rm_lr <= 0 or self.policy_lr <= 0:
+            raise ValueError("learning rates must be > 0 and weight_decay >= 0")
+
+    @classmethod
+    def make_tiny(cls, **overrides) -> RecipeConfig:
+        """A smoke configuration: a few hundred sentences, one-layer models, a few seconds end to end."""
+        settings = dict(tiny=True, threads=1, max_texts=400, heldout_frac=0.25, aug_copies=1, vocab_size=400,
+                        rm_hidden=32, rm_layers=1, rm_heads=2, rm_kv_heads=1, rm_intermediate=64, rm_epochs=1,
+                        policy_hidden=32, policy_layers=1, policy_heads=2, policy_kv_heads=1,
+                        policy_intermediate=64, policy_epochs=1, eval_pairs=200, credit_texts=24,
+                        eval_samples=8, max_new_tokens=12)
+        settings.update(overrides)
+        if "out_dir" not in settings:
+            settings["out_dir"] = tempfile.mkdtemp(prefix="red-defaults-tiny-")
+        return cls(**settings)
+
+
+# ----------------------------------------------------------------------------- 1. corpus
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')]?\s+(?=[\"'(]?[A-Z])")
+_PLAIN = re.compile(r"[A-Za-z0-9 .,;:!?'\"()\-]+")
+
+
+def read_fortunes(cfg: RecipeConfig) -> list[str]:
+    """Every fortune of every file (attribution lines dropped, whitespace collapsed), in file order."""
+    files = sorted(p for p in Path(cfg.fortune_dir).iterdir()
+                   if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+                   and p.name not in cfg.exclude_files)
+    fortunes = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for fortune in text.split("\n%\n"):
+            lines = [line for line in fortune.splitlines() if not line.lstrip().startswith("--")]
+            fortunes.append(re.sub(r"\s+", " ", " ".join(lines)).strip())
+    return fortunes
+
+
+def clean_sentence(sentence: str, cfg: RecipeConfig) -> str | None:
+    """The sentence if it is short, plain English prose; None otherwise."""
+    s = sentence.strip()
+    if s.count('"') % 2:  # a quotation that spans sentences: drop its quote marks
+        s = s.replace('"', "")
+    if not (cfg.min_words <= len(s.split()) <= cfg.max_words) or not _PLAIN.fullmatch(s):
+        return None
+    if s.count("(") != s.count(")") or not re.match(r"[\"'(]?[A-Z]", s) or s[-1] not in ".!?\"')":
+        return None
+    if sum(c.isalpha() for c in s) < 0.6 * len(s):  # tables, numbers, ASCII drawings
+        return None
+    return s
+
+
+def build_corpus(cfg: RecipeConfig) -> tuple[list[str], list[str]]:
+    """Deduplicated sentences, shuffled with the seed, split into (train, held-out)."""
+    sentences = set()
+    for fortune in read_fortunes(cfg):
+        for piece in _SENTENCE_END.split(fortune):
+            s = clean_sentence(piece, cfg)
+            if s is not None:
+                sentences.add(s)
+    sentences = sorted(sentences)
+    random.Random(cfg.seed).shuffle(sentences)
+    if cfg.max_texts:
+        sentences = sentences[: cfg.max_texts]
+    n_held = max(2, round(cfg.heldout_frac * len(sentences)))
+    return sentences[n_held:], sentences[:n_held]
+
+
+def split_clauses(sentences: list[str], cfg: RecipeConfig, rng: random.Random) -> list[str]:
+    """Reward-model units: a `clause_frac` share of the multi-clause sentences become their clauses.
+
+    A sentence is cut after each "," ";" ":" and pieces shorter than `min_words` join the next one;
+    the clause punctuation at a cut is dropped. Each sentence is used either whole or as clauses,
+    never both, so no unit is a prefix of another: every text still gets one score for the whole of
+    it. Why: a model that only ever scores texts ending in "." learns to judge at the final full
+    stop, and its score one token after a sentiment word lags behind; texts that end on a word
+    teach it to judge wherever the text stops, which is what RED reads at every prefix.
+    """
+    out = []
+    for s in sentences:
+        pieces, carry = [], ""
+        for piece in re.split(r"(?<=[,;:])\s+", s):
+            carry = f"{carry} {piece}".strip()
+            if len(carry.split()) >= cfg.min_words:
+                pieces.append(carry)
+                carry = ""
+        if carry:
+            pieces[-1:] = [f"{pieces[-1]} {carry}"] if pieces else [carry]
+        if len(pieces) > 1 and rng.random() < cfg.clause_frac:
+            out += [p.rstrip(",;:") for p in pieces]
+        else:
+            out.append(s)
+    return out
+
+
+# ----------------------------------------------------------------------------- 2. labels
+
+class VaderLabeller:
+    """VADER as the labeller, plus the per-word contributions it used (the ground truth for credit)."""
+
+    def __init__(self):
+        from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+        self.analyser, self._booster, self._sentitext = SentimentIntensityAnalyzer(), BOOSTER_DICT, SentiText
+        self.lexicon = self.analyser.lexicon
+
+    def compound(self, text: str) -> float:
+        return float(self.analyser.polarity_scores(text)["compound"])
+
+    def word_valences(self, text: str) -> tuple[list[float], list[float]]:
+        """Two values per whitespace-separated word of `text` (VADER's own word split):
+
+        - lexicon: the word's lexicon valence (punctuation stripped the way VADER strips it), 0 if absent;
+        - in context: the valence VADER actually summed for it, after negation, boosters, capitals
+          and "but" weighting (the same steps as `polarity_scores`; "!"/"?" emphasis is not per word).
+        """
+        st = self._sentitext(text)
+        words = st.words_and_emoticons
+        lexicon = [float(self.lexicon.get(w.lower(), 0.0)) for w in words]
+        sentiments: list[float] = []
+        for i, item in enumerate(words):
+            if item.lower() in self._booster or (
+                    item.lower() == "kind" and i + 1 < len(words) and words[i + 1].lower() == "of"):
+                sentiments.append(0.0)
+                continue
+            sentiments = self.analyser.sentiment_valence(0, st, item, i, sentiments)
+        sentiments = self.analyser._but_check(words, sentiments)
+        return lexicon, [float(v) for v in sentiments]
+
+
+@dataclass
+class Example:
+    prompt: str
+    response: str
+    label: float  # VADER compound of prompt + response
+    source: str  # "fortune" or "swap"
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.response
+
+
+def check_prompts(cfg: RecipeConfig, labeller: VaderLabeller) -> None:
+    for p in cfg.prompts:
+        if any(v for v in labeller.word_valences(p)[0]) or labeller.compound(p) != 0.0:
+            raise ValueError(f"prompt {p!r} is not neutral under VADER; pick one without lexicon words")
+
+
+def label_sentences(sentences: list[str], cfg: RecipeConfig, labeller: VaderLabeller, rng: random.Random,
+                    desc: str) -> list[Example]:
+    out = []
+    for s in tqdm(sentences, desc=desc, leave=False):
+        prompt = rng.choice(cfg.prompts) if rng.random() < cfg.prompt_frac else ""
+        out.append(Example(prompt, s, labeller.compound(prompt + s), "fortune"))
+    return out
+
+
+# ----------------------------------------------------------------------------- 3. augmentation
+
+def swap_pool(sentences: list[str], labeller: VaderLabeller) -> list[str]:
+    """Alphabetic VADER lexicon words that occur in the training sentences (sorted, so seeded picks repeat)."""
+    pool = {w.strip(string.punctuation).lower() for s in sentences for w in s.split()}
+    return sorted(w for w in pool if w in labeller.lexicon and w.isalpha() and len(w) >= 3)
+
+
+def swap_word(sentence: str, pool: list[str], lexicon: dict, rng: random.Random) -> str | None:
+    """Replace one word by a random lexicon word from `pool`, keeping its punctuation and capital.
+
+    The word replaced is a lexicon word when the sentence has one, else a content word (4+ letters).
+    Natural text ties sentiment words to their contexts; swapping them into many contexts makes the
+    reward model learn what the labeller does (sum word valences) rather than topic cues.
+    """
+    words = sentence.split(" ")
+    cores = [w.strip(string.punctuation) for w in words]
+    slots = [i for i, c in enumerate(cores) if c.isalpha() and c.lower() in lexicon]
+    slots = slots or [i for i, c in enumerate(cores) if c.isalpha() and len(c) >= 4]
+    if not slots:
+        return None
+    i = rng.choice(slots)
+    new = rng.choice(pool)
+    if cores[i][:1].isupper():
+        new = new.capitalize()
+    head = words[i][: len(words[i]) - len(words[i].lstrip(string.punctuation))]
+    tail = words[i][len(words[i].rstrip(string.punctuation)):]
+    words[i] = head + new + tail
+    return " ".join(words)
+
+
+def augment(train: list[Example], cfg: RecipeConfig, labeller: VaderLabeller, rng: random.Random) -> list[Example]:
+    """`aug_copies` word-swapped copies of each unit, then the empty-response texts."""
+    pool = swap_pool([ex.response for ex in train], labeller)
+    out = []
+    for _ in range(cfg.aug_copies):
+        for ex in tqdm(train, desc="augment", leave=False):
+            new = swap_word(ex.response, pool, labeller.lexicon, rng)
+            if new is not None and new != ex.response:
+                out.append(Example(ex.prompt, new, labeller.compound(ex.prompt + new), "swap"))
+    # An empty response is a valid response; its label is VADER of the prompt alone (0 for our prompts).
+    # Without these the prompt-only score R(x, empty), RED's baseline, is whatever an untrained position gives.
+    for _ in range(round(cfg.empty_frac * len(train))):
+        prompt = rng.choice(("", *cfg.prompts))
+        out.append(Example(prompt, "", labeller.compound(prompt), "empty"))
+    return out
+
+
+# ----------------------------------------------------------------------------- 4. tokenizer
+
+def train_tokenizer(texts: list[str], cfg: RecipeConfig):
+    """Byte-level BPE with <bos> prepended by the post-processor, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    bos = SPECIAL_TOKENS[1]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>",
+                                        eos_token="<eos>", model_max_length=cfg.max_length, padding_side="right")
+    assert tokenizer("").input_ids == [tokenizer.bos_token_id], "an empty text must be exactly <bos>"
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------- 5. models
+
+def _llama_config(cfg: RecipeConfig, tokenizer, prefix: str, **extra):
+    from transformers import LlamaConfig
+    g = lambda k: getattr(cfg, f"{prefix}_{k}")  # noqa: E731
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=g("hidden"), num_hidden_layers=g("layers"),
+                       num_attention_heads=g("heads"), num_key_value_heads=g("kv_heads"),
+                       intermediate_size=g("intermediate"), max_position_embeddings=cfg.max_length,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, **extra)
+
+
+def make_reward_model(cfg: RecipeConfig, tokenizer):
+    from transformers import LlamaForSequenceClassification
+    torch.manual_seed(cfg.seed)
+    config = _llama_config(cfg, tokenizer, "rm", num_labels=1, problem_type="regression")
+    return LlamaForSequenceClassification(config)
+
+
+def make_policy(cfg: RecipeConfig, tokenizer):
+    from transformers import GenerationConfig, LlamaForCausalLM
+    torch.manual_seed(cfg.seed + 1)
+    model = LlamaForCausalLM(_llama_config(cfg, tokenizer, "policy", tie_word_embeddings=True))
+    # Plain ancestral sampling: the samples come from the policy's own distribution, as RL needs.
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=cfg.max_new_tokens,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    return model
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- 6. training
+
+def length_batches(lengths: list[int], batch_size: int, g: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of similar lengths (sorted within windows of 50 batches): less padding."""
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    window = batch_size * 50
+    batches = []
+    for i in range(0, len(order), window):
+        chunk = sorted(order[i:i + window], key=lambda j: lengths[j])
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
+def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs])
+
+
+def fit(model, items: list, lengths: list[int], step_loss, *, epochs: int, batch_size: int, lr: float,
+        cfg: RecipeConfig, desc: str) -> list[float]:
+    """AdamW with warm-up and cosine decay; returns the mean training loss of each epoch."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    steps = epochs * math.ceil(len(items) / batch_size)
+    warmup = max(1, int(cfg.warmup_frac * steps))
+    schedule = lambda s: (s + 1) / warmup if s < warmup else 0.1 + 0.45 * (  # noqa: E731
+        1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model.train()
+    history, bar = [], tqdm(total=steps, desc=desc)
+    for _ in range(epochs):
+        losses = []
+        for batch in length_batches(lengths, batch_size, g):
+            loss = step_loss(model, [items[i] for i in batch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        history.append(float(np.mean(losses)))
+    bar.close()
+    model.eval()
+    return history
+
+
+def train_reward_model(model, tokenizer, examples: list[Example], cfg: RecipeConfig) -> list[float]:
+    """Regression on the VADER compound score, one score per text where transformers pools it."""
+    rng = random.Random(cfg.seed + 2)
+    ids = tokenizer([ex.text for ex in examples], truncation=True).input_ids
+    ids = [x + [tokenizer.eos_token_id] if rng.random() < cfg.eos_frac and len(x) < cfg.max_length else x
+           for x in ids]
+    items = [(x, ex.label) for x, ex in zip(ids, examples)]
+    pad_id = tokenizer.pad_token_id
+
+    def step_loss(m, batch):
+        input_ids = pad([x for x, _ in batch], pad_id)
+        scores = m(input_ids=input_ids, attention_mask=(input_ids != pad_id).long()).logits[:, 0]
+        return torch.nn.functional.mse_loss(scores, torch.tensor([y for _, y in batch], dtype=torch.float32))
+
+    return fit(model, items, [len(x) for x in ids], step_loss, epochs=cfg.rm_epochs, batch_size=cfg.rm_batch_size,
+               lr=cfg.rm_lr, cfg=cfg, desc="reward model")
+
+
+def policy_items(tokenizer, examples: list[Example]) -> list[tuple[list[int], int]]:
+    """(ids of <bos> prompt response <eos>, number of leading tokens that are not trained on)."""
+    out = []
+    for ex in examples:
+        prompt_ids = tokenizer(ex.prompt).input_ids
+        ids = tokenizer(ex.text, truncation=True).input_ids[: tokenizer.model_max_length - 1]
+        assert ids[: len(prompt_ids)] == prompt_ids, "prompt tokens changed when a response followed"
+        out.append((ids + [tokenizer.eos_token_id], len(prompt_ids)))
+    return out
+
+
+def policy_batch(batch: list[tuple[list[int], int]], pad_id: int):
+    input_ids = pad([x for x, _ in batch], pad_id)
+    labels = pad([[-100] * n + x[n:] for x, n in batch], -100)
+    mask = pad([[1] * len(x) for x, _ in batch], 0)
+    return input_ids, mask, labels
+
+
+def train_policy(model, tokenizer, examples: list[Example], cfg: RecipeConfig) -> list[float]:
+    """Next-token loss on response tokens and <eos> (the prompt is context only)."""
+    items = policy_items(tokenizer, examples)
+
+    def step_loss(m, batch):
+        input_ids, mask, labels = policy_batch(batch, tokenizer.pad_token_id)
+        return m(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+
+    return fit(model, items, [len(x) for x, _ in items], step_loss, epochs=cfg.policy_epochs,
+               batch_size=cfg.policy_batch_size, lr=cfg.policy_lr, cfg=cfg, desc="policy")
+
+
+def save_model(model, tokenizer, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+# ----------------------------------------------------------------------------- 7. evaluation
+
+def pearson(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def spearman(a, b) -> float:
+    def ranks(x):
+        x = np.asarray(x, float)
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for v in np.unique(x):  # average ranks over ties
+            r[x == v] = r[x == v].mean()
+        return r
+    return pearson(ranks(a), ranks(b))
+
+
+@torch.no_grad()
+def rm_scores(model, tokenizer, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """The reward model's score of each text, as transformers pools it (last non-pad token)."""
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+        out.append(model(**enc).logits[:, 0].float().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def evaluate_reward_model(model, tokenizer, heldout: list[Example], cfg: RecipeConfig) -> dict:
+    """Agreement with the labeller on held-out sentences (pairs, correlation) and the prompt-only scores."""
+    labels = np.array([ex.label for ex in heldout])
+    scores = rm_scores(model, tokenizer, [ex.text for ex in heldout])
+    rng = np.random.default_rng(cfg.seed)
+    i, j = rng.integers(0, len(heldout), size=(2, cfg.eval_pairs))
+    keep = labels[i] != labels[j]
+    agree = np.sign(scores[i] - scores[j]) == np.sign(labels[i] - labels[j])
+    polar = keep & (np.maximum(labels[i], labels[j]) > 0.05) & (np.minimum(labels[i], labels[j]) < -0.05)
+    prompt_only = rm_scores(model, tokenizer, ["", *cfg.prompts])
+    return {
+        "n_heldout": len(heldout),
+        "pairwise_accuracy": float(agree[keep].mean()), "n_pairs": int(keep.sum()),
+        "pos_vs_neg_accuracy": float(agree[polar].mean()) if polar.any() else float("nan"),
+        "n_pos_neg_pairs": int(polar.sum()),
+        "pearson": pearson(scores, labels), "spearman": spearman(scores, labels),
+        "rmse": float(np.sqrt(np.mean((scores - labels) ** 2))),
+        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+        "prompt_only_scores": {p: round(float(s), 4) for p, s in zip(["", *cfg.prompts], prompt_only)},
+    }
+
+
+def score_examples(model, tokenizer, labeller: VaderLabeller) -> list[dict]:
+    """Scores of assets/examples.json (if present) beside VADER's compound."""
+    if not EXAMPLES_FILE.exists():
+        return []
+    examples = json.loads(EXAMPLES_FILE.read_text())
+    scores = rm_scores(model, tokenizer, [e["prompt"] + e["response"] for e in examples])
+    return [{"name": e["name"], "response": e["response"], "rm": round(float(s), 3),
+             "vader": labeller.compound(e["prompt"] + e["response"])} for e, s in zip(examples, scores)]
+
+
+CREDIT_METHODS = ("red", "abc", "uniform", "sparse")
+
+
+def word_rewards(tr, response: str) -> np.ndarray:
+    """Reward per whitespace-separated word of `response`, from red_core's word aggregation.
+
+    Units are matched to words by their character offsets; units that cover no word character
+    (whitespace, special tokens such as a trailing <eos>) go to the word before them, so the total
+    is kept.
+    """
+    spans = [m.span() for m in re.finditer(r"\S+", response)]
+    w = tr.aggregate("word")
+    out = np.zeros(len(spans))
+    for (start, end), r in zip(w.offsets, w.rewards):
+        hit = [k for k, (a, b) in enumerate(spans) if a < end and start < b]
+        k = hit[0] if hit else max([k for k, (a, _) in enumerate(spans) if a < max(end, 1)] or [0])
+        out[k] += float(r)
+    return out
+
+
+def evaluate_credit(rm_dir: Path, heldout: list[Example], labeller: VaderLabeller, cfg: RecipeConfig) -> dict:
+    """How well each method's word-level rewards match the labeller's known per-word contributions.
+
+    Ground truth per word: its VADER lexicon valence (0 if not in the lexicon), and the valence VADER
+    summed for it in context (negation, boosters, "but"). Figures: pooled Pearson over all response
+    words; top-word accuracy (texts with a lexicon word: the word with the largest |reward| is one
+    with the largest |in-context valence|); sign accuracy over words with in-context valence != 0.
+    """
+    try:
+        import red_core
+        load, batch = red_core.load_reward_model, red_core.token_rewards_batch
+    except (ImportError, AttributeError) as err:
+        print(f"credit faithfulness skipped: red_core's public API is not available ({err})", file=sys.stderr)
+        return {"skipped": str(err)}
+    rng = random.Random(cfg.seed + 3)
+    subset = rng.sample(heldout, min(cfg.credit_texts, len(heldout)))
+    truth_lex, truth_ctx = [], []
+    for ex in subset:
+        lex, ctx = labeller.word_valences(ex.text)
+        n = len(ex.response.split())
+        truth_lex.append(np.array(lex[-n:])), truth_ctx.append(np.array(ctx[-n:]))
+    rm = load(str(rm_dir))
+    table = {}
+    for method in CREDIT_METHODS:
+        trs = batch(rm, [ex.prompt for ex in subset], [ex.response for ex in subset], method=method, batch_size=16)
+        words = [word_rewards(tr, ex.response) for tr, ex in zip(trs, subset)]
+        flat = np.concatenate(words)
+        top, sign_hits, sign_n = [], 0, 0
+        for w, ctx in zip(words, truth_ctx):
+            if np.any(ctx != 0):
+                top.append(bool(np.abs(ctx[np.argmax(np.abs(w))]) == np.abs(ctx).max()))
+                sign_hits += int(np.sum(np.sign(w[ctx != 0]) == np.sign(ctx[ctx != 0])))
+                sign_n += int(np.sum(ctx != 0))
+        table[method] = {
+            "pearson_lexicon": pearson(flat, np.concatenate(truth_lex)),
+            "pearson_in_context": pearson(flat, np.concatenate(truth_ctx)),
+            "top_word_accuracy": float(np.mean(top)) if top else float("nan"),
+            "sign_accuracy": sign_hits / sign_n if sign_n else float("nan"),
+        }
+    n_words = int(sum(len(t) for t in truth_lex))
+    return {"n_texts": len(subset), "n_words": n_words,
+            "n_lexicon_words": int(sum(int(np.sum(t != 0)) for t in truth_lex)), "methods": table}
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, examples: list[Example], batch_size: int = 64) -> float:
+    """exp(mean NLL) over held-out response tokens and <eos>, given <bos> and the prompt."""
+    items = policy_items(tokenizer, examples)
+    nll, count = 0.0, 0
+    for i in range(0, len(items), batch_size):
+        input_ids, mask, labels = policy_batch(items[i:i + batch_size], tokenizer.pad_token_id)
+        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
+        target = labels[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        nll, count = nll + loss.item(), count + int((target != -100).sum())
+    return float(math.exp(nll / count))
+
+
+@torch.no_grad()
+def sample_policy(policy, tokenizer, prompts: list[str], n: int, seed: int) -> list[tuple[str, str]]:
+    """n samples with the saved generation config, spread over the prompts: (prompt, response) pairs."""
+    torch.manual_seed(seed)
+    out = []
+    per_prompt = [n // len(prompts) + (k < n % len(prompts)) for k in range(len(prompts))]
+    for prompt, k in zip(prompts, per_prompt):
+        if k == 0:
+            continue
+        enc = tokenizer([prompt] * k, return_tensors="pt")
+        gen = policy.generate(**enc)
+        for row in gen[:, enc.input_ids.shape[1]:]:
+            out.append((prompt, tokenizer.decode(row, skip_special_tokens=True)))
+    return out
+
+
+def evaluate_policy(policy, rm, tokenizer, heldout: list[Example], labeller: VaderLabeller,
+                    cfg: RecipeConfig) -> dict:
+    samples = sample_policy(policy, tokenizer, ["", *cfg.prompts], cfg.eval_samples, cfg.seed)
+    rewards = rm_scores(rm, tokenizer, [p + r for p, r in samples])
+    vader = np.array([labeller.compound(p + r) for p, r in samples])
+    return {
+        "heldout_perplexity": perplexity(policy, tokenizer, heldout),
+        "n_samples": len(samples),
+        "sample_reward_mean": float(rewards.mean()), "sample_reward_std": float(rewards.std()),
+        "sample_vader_mean": float(vader.mean()),
+        "sample_mean_words": float(np.mean([len(r.split()) for _, r in samples])),
+        # a dozen samples, spread over the prompts
+        "samples": [{"prompt": p, "response": r, "reward": round(float(s), 3)}
+                    for (p, r), s in list(zip(samples, rewards))[:: max(1, len(samples) // 12)][:12]],
+    }
+
+
+# ----------------------------------------------------------------------------- 8. report and model cards
+
+def format_report(res: dict) -> str:
+    rm, cr, po = res["reward_model"], res["credit"], res["policy"]
+    prompt_only = dict(rm["prompt_only_scores"])
+    lines = [
+        f"Reward model vs VADER on {rm['n_heldout']} held-out sentences:",
+        f"  pairwise accuracy {rm['pairwise_accuracy']:.3f} ({rm['n_pairs']} random pairs with different labels); "
+        f"positive-vs-negative pairs {rm['pos_vs_neg_accuracy']:.3f} ({rm['n_pos_neg_pairs']})",
+        f"  Pearson {rm['pearson']:.3f}, Spearman {rm['spearman']:.3f}, RMSE {rm['rmse']:.3f}",
+        f"  prompt-only score R(x, empty): empty prompt {prompt_only.pop(''):+.3f}, neutral prompts "
+        f"{min(prompt_only.values()):+.3f} .. {max(prompt_only.values()):+.3f}",
+        "",
+    ]
+    if "methods" in cr:
+        lines += [f"Credit faithfulness, word level, {cr['n_texts']} held-out texts, {cr['n_words']} words "
+                  f"({cr['n_lexicon_words']} in the VADER lexicon):",
+                  "  | method  | r vs lexicon valence | r vs in-context valence | top-word acc | sign acc |",
+                  "  |---------|---------------------:|------------------------:|-------------:|---------:|"]
+        for m, v in cr["methods"].items():
+            lines.append(f"  | {m:<7} | {v['pearson_lexicon']:20.3f} | {v['pearson_in_context']:23.3f} | "
+                         f"{v['top_word_accuracy']:12.3f} | {v['sign_accuracy']:8.3f} |")
+    else:
+        lines.append(f"Credit faithfulness: skipped ({cr.get('skipped')})")
+    lines += [
+        "",
+        f"Policy: held-out perplexity {po['heldout_perplexity']:.1f}; {po['n_samples']} samples "
+        f"(ancestral sampling, T=1): mean RM reward {po['sample_reward_mean']:+.3f} "
+        f"(std {po['sample_reward_std']:.3f}), mean VADER compound {po['sample_vader_mean']:+.3f}, "
+        f"{po['sample_mean_words']:.1f} words on average",
+        "  samples:",
+    ]
+    lines += [f"    [{s['reward']:+.2f}] {s['prompt']!r} -> {s['response']!r}" for s in po["samples"][:8]]
+    if res.get("examples"):
+        lines += ["", "assets/examples.json (RM score | VADER compound):"]
+        lines += [f"  {e['rm']:+.3f} | {e['vader']:+.3f}  {e['name']}: {e['response']!r}" for e in res["examples"]]
+    return "\n".join(lines)
+
+
+# Measured while the recipe was written (same seed, same evaluation code); kept here so the cards say why.
+DEVELOPMENT_RUNS = """\
+## Why clauses and word swaps (development runs)
+Runs of this recipe with other settings. "Small" runs use `--max-texts 6000 --credit-texts 600`
+(5,400 training sentences, 600 held-out), which lowers every figure; compare rows within a block.
+RED r: Pearson of RED word rewards with lexicon valence; top: RED top-word accuracy.
+
+| run (flags) | RM pairwise acc | RM Pearson | RED r | RED top | ABC r | uniform r |
+|---|---:|---:|---:|---:|---:|---:|
+| full, whole sentences only (`--clause-frac 0 --aug-copies 2 --empty-frac 0`) | 0.789 | 0.731 | 0.378 | 0.341 | 0.162 | 0.222 |
+| full, shipped settings (this card) | see above | | | | | |
+| small, whole sentences only (`--clause-frac 0 --aug-copies 2 --empty-frac 0`) | 0.726 | 0.583 | 0.186 | 0.212 | 0.135 | 0.183 |
+| small, clauses (`--clause-frac 0.5 --aug-copies 2 --empty-frac 0`) | 0.714 | 0.550 | 0.324 | 0.342 | 0.084 | 0.169 |
+| same, `--rm-lr 2e-3` | 0.664 | 0.458 | 0.322 | 0.389 | 0.144 | 0.148 |
+| small, clauses, no swaps (`--aug-copies 0 --empty-frac 0`), 3 epochs | 0.670 | 0.465 | 0.341 | 0.322 | 0.102 | 0.154 |
+| same, 9 epochs (as many steps as with 2 swapped copies) | 0.675 | 0.466 | 0.225 | 0.215 | 0.125 | 0.162 |
+
+Clauses are what make the credit faithful (RED r 0.19 -> 0.32 small, 0.38 -> 0.60 full); swaps make the
+reward model agree with VADER better at equal compute (Pearson 0.47 -> 0.55) and keep the credit from
+degrading with longer training, where natural data alone overfits.
+"""
+
+
+def _settings_table(cfg: RecipeConfig, keys: list[str]) -> str:
+    return "\n".join(f"| `{k}` | {getattr(cfg, k)} |" for k in keys)
+
+
+DATA_CARD = """\
+## Data
+- Text: the Debian packages `fortunes-min` and `fortunes` ({fortunes_version}), files in
+  `/usr/share/games/fortunes` except {excluded}. Licence: `/usr/share/doc/fortunes/copyright` puts
+  fortune-mod under the BSD licence (Copyright (c) 1991 The Regents of the University of California);
+  Debian ships the collections in `main`. The fortunes are quotations and jokes from many authors,
+  collected over decades; the package gives no per-item licence. The offensive collection
+  (`fortunes-off`) is not used, but some fortunes are dated or crude.
+- Cut into sentences, kept when {min_words}-{max_words} words of plain ASCII prose; deduplicated
+  ({n_sentences} sentences: {n_train} train, {n_heldout} held out, split by a seeded shuffle).
+- Prompts: {prompt_pct}% of texts get one of {n_prompts} neutral prompts (no VADER lexicon word, so they
+  do not change the label), e.g. {prompt_example!r}; the rest have the empty prompt. The models see
+  `prompt + response` exactly, with `<bos>` prepended by the tokenizer.
+- Labels: VADER compound score (PyPI `vadersentiment` {vader_version}, MIT licence, C.J. Hutto) of
+  `prompt + response`, in [-1, 1].
+- Tokenizer: byte-level BPE trained by the recipe on the training texts, {vocab} tokens; `<pad>`=0,
+  `<bos>`=1 (prepended automatically, so an empty prompt is the single token `<bos>`), `<eos>`=2;
+  pad differs from eos. No chat template.
+"""
+
+LIMITS_CARD = """\
+## Limitations
+- VADER is a lexicon with a few rules, not human judgement: sarcasm, most context, and words outside
+  its lexicon carry no sentiment here. The models inherit this.
+- The reward model learns VADER's word valences far better than its rules: negation is only partly
+  learnt and the "but" rule (the clause after "but" weighs 1.5x, the one before 0.5x) hardly at all;
+  see the mixed and negated rows of the examples table.
+- Tiny models trained on ~20k short sentences of quotations and jokes: English only, short texts only
+  (trained up to {max_words} words; inputs up to {max_length} tokens are accepted, rotary positions, but far
+  beyond the training length the scores are untested).
+- Prefix scores (what RED reads) were never trained directly: the reward model only ever got a target
+  for a whole text. Their calibration is an assumption, which the credit-faithfulness table measures.
+"""
+
+
+def write_cards(cfg: RecipeConfig, out: Path, res: dict, rm, policy) -> None:
+    from importlib.metadata import version
+
+    import transformers
+
+    def deb_version(package: str) -> str:
+        try:
+            run = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+            return run.stdout.strip() or "version unknown"
+        except OSError:
+            return "version unknown"
+
+    d = res["data"]
+    data_card = DATA_CARD.format(
+        fortunes_version=deb_version("fortunes"), excluded=", ".join(f"`{f}`" for f in cfg.exclude_files) or "none",
+        min_words=cfg.min_words, max_words=cfg.max_words, n_sentences=d["n_train"] + d["n_heldout"],
+        n_train=d["n_train"], n_heldout=d["n_heldout"], prompt_pct=round(100 * cfg.prompt_frac),
+        n_prompts=len(cfg.prompts), prompt_example=cfg.prompts[0], vader_version=version("vadersentiment"),
+        vocab=res["tokenizer"]["vocab_size"]).rstrip("\n")
+    limits = LIMITS_CARD.format(max_words=cfg.max_words, max_length=cfg.max_length)
+    report = format_report(res)
+    build = (f"Built by `python -m red_core.recipes.defaults{' --tiny' if cfg.tiny else ''}` (seed {cfg.seed}, "
+             f"torch {torch.__version__}, transformers {transformers.__version__}, {cfg.threads} CPU threads) "
+             f"in {res['wall_time_s'] / 60:.1f} min. Rerun it to rebuild; the numbers below are its printout.")
+    rm_card = f"""\
+---
+license: bsd-3-clause
+library_name: transformers
+pipeline_tag: text-classification
+tags: [reward-model, sentiment, vader, red, offline-default]
+---
+# red_core default reward model (sentiment, VADER-labelled)
+
+A {n_params(rm) / 1e6:.1f}M-parameter `LlamaForSequenceClassification` (one output, raw score, no sigmoid)
+that scores how positive `prompt + response` is, trained to reproduce the VADER compound score.
+It is the offline default of `red_core.load_reward_model()`, built so that RED's token rewards can be
+checked against a known truth: VADER's per-word valences.
+
+{build}
+
+## Intended use
+Demonstrations, tests and tutorials of reward redistribution (RED, ABC, ...) without network access;
+the reward of the RL examples that start from `assets/models/policy-base`. Not a general reward model
+and not a sentiment classifier for real use (use VADER itself for that).
+
+{data_card}
+- Reward-model units (seeded): half of the training sentences that have several clauses are used as
+  their clauses instead (cut after "," ";" ":", the cut punctuation dropped); a sentence is used whole
+  or as clauses, never both, so no training text is a prefix of another. Why: a model that only scores
+  texts ending in "." judges at the full stop, and its score lags a token behind each sentiment word;
+  texts that end on a word teach it to judge wherever the text stops, which is what RED reads.
+- Augmentation (reward model only, seeded): {cfg.aug_copies} copies of each unit with one word replaced by a
+  random VADER-lexicon word seen in the training text (a lexicon word is replaced when the unit has one,
+  else a content word of 4+ letters), relabelled by VADER. Why: in natural text sentiment words come with
+  their topics, and each lexicon word is rare (most of the ~2,400 that occur do so fewer than 5 times);
+  with swaps every lexicon word shows up in many contexts, so the model learns what the labeller does
+  (add up word valences, with negation) rather than topic cues. Swapped texts are less fluent; the
+  policy never sees them, and all evaluation uses natural, unswapped held-out sentences.
+- Empty responses: {d.get('n_empty', 0)} texts that are a prompt alone (or nothing), labelled VADER(prompt) = 0.
+  An empty response is a valid response; this gives the prompt-only score R(x, empty), RED's baseline,
+  a meaning (about 0) instead of whatever an untrained position outputs.
+- {d['n_rm_train']} training texts in all ({d['n_rm_units']} sentences and clauses, {d['n_swapped']} swapped, {d.get('n_empty', 0)} empty);
+  {round(100 * cfg.eos_frac)}% end with `<eos>`, so the model scores a text the same with or without a final `<eos>`.
+
+## Training
+Regression (MSE) on the compound score; one target per whole text, read where transformers pools the
+score (last non-pad token); no per-prefix targets. Why regression rather than Bradley-Terry on pairs:
+the labeller gives an absolute score, and regression keeps it, so 0 means neutral, the prompt-only
+baseline R(x, empty) is near 0 and token rewards are in compound units; pairs would throw away scale and offset.
+
+| setting | value |
+|---|---|
+{_settings_table(cfg, ['rm_layers', 'rm_hidden', 'rm_heads', 'rm_kv_heads', 'rm_intermediate', 'vocab_size',
+                       'max_length', 'clause_frac', 'aug_copies', 'empty_frac', 'eos_frac', 'prompt_frac',
+                       'rm_epochs', 'rm_batch_size', 'rm_lr', 'weight_decay', 'warmup_frac', 'seed'])}
+| optimiser | AdamW (0.9, 0.95), warm-up then cosine to 10%, grad-norm clip 1.0 |
+| training loss per epoch | {', '.join(f'{x:.4f}' for x in res['rm_train_loss'])} |
+| weights | float32 safetensors, {res['sizes_mb'][REWARD_SUBDIR]:.1f} MB with tokenizer |
+
+## Evaluation
+```
+{report}
+```
+Credit methods come from the public `red_core.token_rewards_batch` API with their default settings,
+aggregated to whitespace-separated words (`TokenRewards.aggregate("word")`).
+
+{"" if cfg.tiny else DEVELOPMENT_RUNS}
+{limits}"""
+    policy_card = f"""\
+---
+license: bsd-3-clause
+library_name: transformers
+pipeline_tag: text-generation
+tags: [policy, rlhf, red, offline-default]
+---
+# red_core default base policy (fortune-style sentences)
+
+A {n_params(policy) / 1e6:.1f}M-parameter `LlamaForCausalLM` (tied embeddings) that writes one short
+fortune-style sentence after a prompt, then `<eos>`. It shares its tokenizer with
+`assets/models/reward` and is the starting policy of the RL examples: its mean reward below is the
+"before" figure that RL training should raise.
+
+{build}
+
+## Intended use
+Offline demonstrations and tests of RL with token-level rewards (PPO with RED, sparse, ABC, ...).
+Not a useful language model otherwise.
+
+{data_card}
+- The policy trains on the whole natural training sentences only (no clauses, no swapped copies), with
+  the same prompts.
+
+## Training
+Next-token cross-entropy on the response tokens and the final `<eos>`; the prompt and `<bos>` are
+context only. Generation config (saved): ancestral sampling, temperature 1, no top-k / top-p
+(so samples follow the policy's own distribution, as policy-gradient methods assume),
+`max_new_tokens={cfg.max_new_tokens}`. For batched generation pad on the left.
+
+| setting | value |
+|---|---|
+{_settings_table(cfg, ['policy_layers', 'policy_hidden', 'policy_heads', 'policy_kv_heads', 'policy_intermediate',
+                       'vocab_size', 'max_length', 'policy_epochs', 'policy_batch_size', 'policy_lr',
+                       'weight_decay', 'warmup_frac', 'seed'])}
+| optimiser | AdamW (0.9, 0.95), warm-up then cosine to 10%, grad-norm clip 1.0 |
+| training loss per epoch | {', '.join(f'{x:.4f}' for x in res['policy_train_loss'])} |
+| weights | float32 safetensors, {res['sizes_mb'][POLICY_SUBDIR]:.1f} MB with tokenizer |
+
+## Evaluation
+```
+{report}
+```
+
+{limits}"""
+    (out / REWARD_SUBDIR / "README.md").write_text(rm_card)
+    (out / POLICY_SUBDIR / "README.md").write_text(policy_card)
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+# ----------------------------------------------------------------------------- run
+
+def build(cfg: RecipeConfig) -> dict:
+    """Run the whole recipe; returns the results (also written to OUT/*/evaluation.json and model cards)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    t0 = time.time()
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    rng = random.Random(cfg.seed)
+
+    train_sents, held_sents = build_corpus(cfg)
+    labeller = VaderLabeller()
+    check_prompts(cfg, labeller)
+    train = label_sentences(train_sents, cfg, labeller, rng, "label train")
+    heldout = label_sentences(held_sents, cfg, labeller, rng, "label held-out")
+    rm_train = label_sentences(split_clauses(train_sents, cfg, rng), cfg, labeller, rng, "label clauses")
+    swapped = augment(rm_train, cfg, labeller, rng)
+    print(f"corpus: {len(train)} train + {len(heldout)} held-out sentences; reward model: {len(rm_train)} "
+          f"sentences and clauses + {len(swapped)} swapped copies and empty responses ({time.time() - t0:.0f}s)")
+
+    tokenizer = train_tokenizer([ex.text for ex in train], cfg)
+    rm = make_reward_model(cfg, tokenizer)
+    rm_loss = train_reward_model(rm, tokenizer, rm_train + swapped, cfg)
+    save_model(rm, tokenizer, out / REWARD_SUBDIR)
+    policy = make_policy(cfg, tokenizer)
+    policy_loss = train_policy(policy, tokenizer, train, cfg)
+    save_model(policy, tokenizer, out / POLICY_SUBDIR)
+    print(f"trained reward model ({n_params(rm) / 1e6:.2f}M) and policy ({n_params(policy) / 1e6:.2f}M) "
+          f"({time.time() - t0:.0f}s)")
+
+    # Evaluate what was saved, loaded back the way users load it.
+    tokenizer = AutoTokenizer.from_pretrained(out / REWARD_SUBDIR)
+    rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR, dtype=torch.float32).eval()
+    policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR, dtype=torch.float32).eval()
+    res = {
+        "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
+        "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
+                 "n_swapped": sum(ex.source == "swap" for ex in swapped),
+                 "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped)},
+        "tokenizer": {"vocab_size": len(tokenizer)},
+        "rm_train_loss": rm_loss, "policy_train_loss": policy_loss,
+        "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
+        "credit": evaluate_credit(out / REWARD_SUBDIR, heldout, labeller, cfg),
+        "policy": evaluate_policy(policy, rm, tokenizer, heldout, labeller, cfg),
+        "examples": score_examples(rm, tokenizer, labeller),
+    }
+    res["sizes_mb"] = {name: folder_mb(out / name) for name in (REWARD_SUBDIR, POLICY_SUBDIR)}
+    res["wall_time_s"] = time.time() - t0
+    write_cards(cfg, out, res, rm, policy)
+    for name in (REWARD_SUBDIR, POLICY_SUBDIR):
+        (out / name / "evaluation.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    return res
+
+
+def rewrite_cards(out_dir: str | Path) -> dict:
+    """Rewrite both model cards from a finished build's evaluation.json (no training)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    out = Path(out_dir)
+    res = json.loads((out / REWARD_SUBDIR / "evaluation.json").read_text())
+    names = {f.name for f in dataclasses.fields(RecipeConfig)}
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items() if k in names}
+    cfg = RecipeConfig(**{**settings, "out_dir": str(out), "cards_only": False})
+    rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR)
+    policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR)
+    write_cards(cfg, out, res, rm, policy)
+    return res
+
+
+def parse_args(argv: list[str] | None = None) -> RecipeConfig:
+    """Command line: one flag per RecipeConfig field (help text from the field), --tiny for the smoke preset."""
+    parser = argparse.ArgumentParser(prog="python -m red_core.recipes.defaults",
+                                     description=__doc__.split("\n\n")[0])
+    for f in dataclasses.fields(RecipeConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")  # argparse %-formats help
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+    given = vars(parser.parse_args(argv))
+    return RecipeConfig.make_tiny(**given) if given.pop("tiny", False) else RecipeConfig(**given)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_args(argv)
+    if cfg.cards_only:
+        res = rewrite_cards(cfg.out_dir)
+        print(f"rewrote the model cards in {cfg.out_dir}")
+        return res
+    print(f"building defaults into {cfg.out_dir}{' (tiny)' if cfg.tiny else ''}")
+    res = build(cfg)
+    print()
+    print(format_report(res))
+    sizes = ", ".join(f"{k} {v:.1f} MB" for k, v in res["sizes_mb"].items())
+    print(f"\nwrote {cfg.out_dir} ({sizes}) in {res['wall_time_s']:.0f}s")
+    return res
+
+
+if __name__ == "__main__":
+    main()
