@@ -37,7 +37,7 @@ def _build(rm: RewardModel, prompt: str, response: str, enc: Encoding, ps: scori
 
 def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str], method: str = "red", *,
                         batch_size: int = 8, granularity: str | int = "token", on_error: str = "raise",
-                        max_batch_tokens: int = scoring.DEFAULT_MAX_BATCH_TOKENS, **params) -> list:
+                        max_batch_tokens: int | None = None, **params) -> list:
     """Token rewards for many (prompt, response) pairs, scored in padded batches.
 
     method: one of `list_methods()`; params: beta_c, prompt_baseline (red), beta (abc).

@@ -47,12 +47,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from red_core.options import add_dataclass_args, option
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT_DIR = REPO_ROOT / "assets" / "models"
@@ -78,9 +80,7 @@ NEUTRAL_PROMPTS = (
 
 # ----------------------------------------------------------------------------- 0. configuration
 
-def _opt(default, help: str, cli: bool = True):
-    """A dataclass field with a help text (shown by --help)."""
-    return field(default=default, metadata={"help": help, "cli": cli})
+_opt = option  # a dataclass field with a help text (shown by --help)
 
 
 @dataclass
@@ -1023,17 +1023,7 @@ def parse_args(argv: list[str] | None = None) -> RecipeConfig:
     """Command line: one flag per RecipeConfig field (help text from the field), --tiny for the smoke preset."""
     parser = argparse.ArgumentParser(prog="python -m red_core.recipes.defaults",
                                      description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(RecipeConfig):
-        if not f.metadata.get("cli", True):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")  # argparse %-formats help
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+    add_dataclass_args(parser, RecipeConfig, suppress_defaults=True)
     given = vars(parser.parse_args(argv))
     return RecipeConfig.make_tiny(**given) if given.pop("tiny", False) else RecipeConfig(**given)
 

@@ -12,25 +12,15 @@ import argparse
 import dataclasses
 import sys
 
+from red_core.options import add_dataclass_args
 from red_core.train.config import TrainConfig
-
-_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str, "float | None": float}
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one --flag per TrainConfig field (defaults and help from the dataclass)."""
     parser.description = (parser.description or "") + "RED-PPO: train a causal-LM policy with PPO on token-level " \
         "rewards from a sequence reward model (see red_core/train/ppo.py for the implementation choices)."
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
-        if str(f.type) in ("bool", "<class 'bool'>") or f.type is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
-            continue
-        kind = _TYPES.get(str(f.type), str)
-        kw = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
-        parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text, **kw)
+    add_dataclass_args(parser, TrainConfig)
     return parser
 
 

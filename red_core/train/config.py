@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from red_core.methods import list_methods
 from red_core.models import REPO_ROOT
+from red_core.options import option
 
 DEFAULT_PROMPTS = REPO_ROOT / "assets" / "prompts.txt"
 CRITIC_INITS = ("auto", "reward", "policy")
@@ -22,11 +23,7 @@ AMP_MODES = ("no", "bf16", "fp16")
 RESUMABLE_CHANGES = ("steps", "save_every", "keep_checkpoints", "progress", "resume", "threads")
 
 
-def _opt(default, help: str, **kw):
-    """A dataclass field with a help text (shown by --help)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: default, metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+_opt = option  # a dataclass field with a help text (shown by --help)
 
 
 @dataclass
