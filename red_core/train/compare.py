@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from red_core.models import REPO_ROOT, load_policy
+from red_core.train.ppo import token_logprobs
+from red_core.train.rewards import same_vocabulary
 
 MAX_PROMPTS = 8  # prompts per comparison
 MAX_SAMPLES_PER_PROMPT = 16  # samples per prompt and policy
@@ -142,13 +144,13 @@ def _eos(model, tok) -> list[int]:
 
 
 @torch.no_grad()
-def token_logprobs(model, prompt_ids: list[int], response_ids: list[int], temperature: float = 1.0) -> np.ndarray:
+def response_logprobs(model, prompt_ids: list[int], response_ids: list[int], temperature: float = 1.0) -> np.ndarray:
     """(T,) log π(y_t | x, y_<t) of the given tokens (one forward pass)."""
     device = next(model.parameters()).device
     ids = torch.tensor([list(prompt_ids) + list(response_ids)], device=device)  # (1, P+T)
-    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float() / temperature  # (T, V)
-    logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(response_ids, device=device)[:, None])[:, 0]
-    return logp.double().cpu().numpy()
+    logits = model(input_ids=ids).logits[:, len(prompt_ids) - 1:-1]  # (1, T, V)
+    logp, _ = token_logprobs(logits, ids[:, len(prompt_ids):], temperature)  # (1, T)
+    return logp[0].double().cpu().numpy()
 
 
 @torch.no_grad()
@@ -172,7 +174,7 @@ def sample_prompt(model, tok, prompt: str, n: int, *, seed: int, max_new_tokens:
     for row in seq.tolist():
         cut = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
         responses.append(row[:cut])
-    logps = [token_logprobs(model, prompt_ids, r, temperature) if r else np.zeros(0) for r in responses]
+    logps = [response_logprobs(model, prompt_ids, r, temperature) if r else np.zeros(0) for r in responses]
     return prompt_ids, responses, logps
 
 
@@ -233,9 +235,9 @@ def compare_policies(use_policy, rm, *, before: str, after: str, prompts: list[s
 
 def _ref_logprobs(model, tok, sample_tok, s: SampleSet, temperature: float) -> list:
     """log π_ref of each sample's tokens; None for each when the tokenizers differ."""
-    if not _same_vocab(tok, sample_tok):
+    if not same_vocabulary(tok, sample_tok):
         return [None] * len(s.response_ids)
-    return [token_logprobs(model, p, r, temperature) if r else np.zeros(0) for p, r in zip(s.prompt_ids, s.response_ids)]
+    return [response_logprobs(model, p, r, temperature) if r else np.zeros(0) for p, r in zip(s.prompt_ids, s.response_ids)]
 
 
 def _score(rm, s: SampleSet) -> tuple[list, list]:
@@ -255,15 +257,6 @@ def _score(rm, s: SampleSet) -> tuple[list, list]:
     for i in set(range(len(s.responses))) - set(idx):
         scores[i] = float(_empty_scores(rm, s.prompts[i]).score)
     return trs, scores
-
-
-def _same_vocab(a, b) -> bool:
-    if a is None or b is None:
-        return False
-    try:
-        return a is b or a.get_vocab() == b.get_vocab()
-    except Exception:  # noqa: BLE001
-        return False
 
 
 @contextmanager

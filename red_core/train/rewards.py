@@ -65,14 +65,21 @@ def assemble_rewards_loop(credit, logp_old, logp_ref, mask, kl_coef: float) -> l
 # ----------------------------------------------------------------------------- RM credit
 
 
+def same_vocabulary(a, b) -> bool:
+    """True when two tokenizers map the same strings to the same ids (so ids can be shared)."""
+    if a is None or b is None:
+        return False
+    try:
+        return a is b or a.get_vocab() == b.get_vocab()
+    except Exception:  # noqa: BLE001 - a tokenizer without get_vocab cannot be compared
+        return False
+
+
 def shares_vocabulary(rm: RewardModel, policy_tokenizer) -> bool:
     """True when the RM can read the policy's token ids as they are."""
     if rm.uses_chat_template or rm.input_format == "pair":
         return False
-    try:
-        return rm.tokenizer.get_vocab() == policy_tokenizer.get_vocab()
-    except Exception:  # noqa: BLE001 - a tokenizer without get_vocab cannot be compared
-        return False
+    return same_vocabulary(rm.tokenizer, policy_tokenizer)
 
 
 def rm_bos(rm: RewardModel) -> int | None:
