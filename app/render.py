@@ -68,8 +68,7 @@ def warnings_html(warnings) -> str:
 
 def heatmap(tr, *, scale: float | None = None, show_special: bool = True) -> str:
     """The Explore heatmap: legend, summary line and one span.tok per shown unit."""
-    scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
-    return STYLE + viz.legend_html(scale) + viz.summary_html(tr) + viz.tokens_html(tr, scale=scale, show_special=show_special)
+    return f"<style>{APP_CSS}</style>" + viz.heatmap_html(tr, scale=scale, show_special=show_special, full_page=False)
 
 
 def numbers_html(tr, *, show_special: bool = True) -> str:
