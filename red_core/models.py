@@ -22,6 +22,7 @@ Formatting contract:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,9 @@ def resolve_device(device: str | None) -> str:
 
 
 def _not_found_message(name: str, err: Exception) -> str:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+    from huggingface_hub.constants import is_offline_mode
+
+    if is_offline_mode():
         return (f"could not load {name!r}: it is not a local folder and offline mode is on "
                 f"(HF_HUB_OFFLINE=1), so the Hugging Face Hub was not asked. Pass a local folder, or "
                 f"unset HF_HUB_OFFLINE on a machine with network access. ({type(err).__name__}: {err})")
@@ -124,10 +127,50 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
 
 
+def _check_folder(name: str) -> None:
+    """A local folder must look like a saved model: say which file is missing or broken, and where."""
+    if not os.path.isdir(name):
+        if os.path.exists(name):
+            raise RewardModelError(f"{name!r} is a file, not a model folder. Pass the folder that holds config.json, "
+                                   f"the tokenizer files and model.safetensors.")
+        if _looks_like_path(name):
+            raise RewardModelError(f"folder {name!r} not found. Pass an existing model folder, or a hub id such as "
+                                   f"{EXAMPLE_REWARD_MODELS.split(' ')[0]}.")
+        return  # a hub id
+    config = Path(name) / "config.json"
+    if not config.is_file():
+        raise RewardModelError(f"folder {name!r} has no config.json, so it is not a saved Hugging Face model. Pass the "
+                               f"folder that `save_pretrained` wrote (config.json, tokenizer files, model.safetensors).")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RewardModelError(f"{config} is not valid JSON ({err}); the model folder is damaged. Re-save or "
+                               f"re-download the model.") from err
+    if not isinstance(data, dict):
+        raise RewardModelError(f"{config} holds a JSON {type(data).__name__}, not a model config (a JSON object); "
+                               f"the model folder is damaged. Re-save or re-download the model.")
+
+
+def _check_weight_files(name: str, allow_pickle: bool) -> None:
+    """In a local folder: weights exist, and are safetensors unless the caller allows pickle."""
+    if not os.path.isdir(name):
+        return
+    files = os.listdir(name)
+    if any(f.endswith(".safetensors") for f in files):
+        return
+    pickles = sorted(f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt")))
+    if not pickles:
+        raise RewardModelError(f"folder {name!r} has no weights file (model.safetensors, or sharded "
+                               f"model-*.safetensors); only: {', '.join(sorted(files)[:8]) or 'nothing'}. "
+                               f"Save the model with `model.save_pretrained(folder)`.")
+    if not allow_pickle:
+        raise RewardModelError(
+            f"{name!r} has no safetensors weights, only pickle files ({', '.join(pickles[:3])}), which can run code "
+            f"when loaded. If you trust the source, pass allow_pickle=True (--allow-pickle).")
+
+
 def _load_config(name: str, trust_remote_code: bool):
-    if not os.path.isdir(name) and _looks_like_path(name):
-        raise RewardModelError(f"folder {name!r} not found. Pass an existing model folder, or a hub id such as "
-                               f"{EXAMPLE_REWARD_MODELS.split(' ')[0]}.")
+    _check_folder(name)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ValueError as err:
@@ -135,8 +178,13 @@ def _load_config(name: str, trust_remote_code: bool):
             raise RewardModelError(
                 f"{name!r} needs custom code from its repository to load. That code runs on your machine; "
                 f"if you trust its authors, pass trust_remote_code=True (--trust-remote-code).") from err
+        if os.path.isdir(name):
+            raise RewardModelError(f"the config.json of folder {name!r} could not be used ({err}). Re-save or "
+                                   f"re-download the model.") from err
         raise RewardModelError(_not_found_message(name, err)) from err
     except OSError as err:
+        if os.path.isdir(name):
+            raise RewardModelError(f"could not read the config of folder {name!r}: {err}") from err
         raise RewardModelError(_not_found_message(name, err)) from err
 
 
@@ -174,18 +222,52 @@ def _check_labels(name: str, config, label_index: int | None) -> int:
     return label_index
 
 
-def _load_weights(name: str, *, allow_pickle: bool, trust_remote_code: bool, dtype, device: str):
+def _weights_error(name: str, err: Exception) -> RewardModelError:
+    """A weights file that exists but cannot be read (truncated download, disk error): name it."""
+    files = sorted(Path(name).glob("*.safetensors")) if os.path.isdir(name) else []
+    where = ", ".join(str(f) for f in files[:3]) or name
+    return RewardModelError(f"the weights of {name!r} could not be read ({where}: {type(err).__name__}: {err}). The "
+                            f"file is damaged or incomplete (e.g. an interrupted download); re-download or re-save it.")
+
+
+def _from_pretrained(loader, name: str, *, allow_pickle: bool, **kw):
+    """`loader.from_pretrained` with the safety switches and errors that name the broken file."""
+    from safetensors import SafetensorError
+
+    _check_weight_files(name, allow_pickle)
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            name, use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code,
-            dtype=dtype, output_loading_info=True)
+        return loader.from_pretrained(name, use_safetensors=None if allow_pickle else True, **kw)
+    except SafetensorError as err:
+        raise _weights_error(name, err) from err
     except OSError as err:
         text = str(err)
+        if os.path.isdir(name):
+            raise _weights_error(name, err) from err
         if not allow_pickle and ("safetensors" in text or ".bin" in text or "pytorch_model" in text):
             raise RewardModelError(
                 f"{name!r} has no safetensors weights, only pickle files (.bin), which can run code when "
                 f"loaded. If you trust the source, pass allow_pickle=True (--allow-pickle).") from err
         raise RewardModelError(_not_found_message(name, err)) from err
+
+
+def _load_tokenizer(name: str, trust_remote_code: bool):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001 - tokenizers raise many kinds; each becomes one clear message
+        if os.path.isdir(name):
+            raise RewardModelError(f"the tokenizer in folder {name!r} could not be loaded ({type(err).__name__}: "
+                                   f"{err}). The folder needs tokenizer.json (a fast tokenizer) and "
+                                   f"tokenizer_config.json, as `tokenizer.save_pretrained(folder)` writes.") from err
+        raise RewardModelError(_not_found_message(name, err)) from err
+    if tokenizer is None or isinstance(tokenizer, bool):
+        raise RewardModelError(f"no tokenizer found for {name!r}; save one beside the model "
+                               f"(`tokenizer.save_pretrained(folder)`).")
+    return tokenizer
+
+
+def _load_weights(name: str, *, allow_pickle: bool, trust_remote_code: bool, dtype, device: str):
+    model, info = _from_pretrained(AutoModelForSequenceClassification, name, allow_pickle=allow_pickle,
+                                   trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True)
     head_missing = [k for k in info.get("missing_keys", []) if k.split(".")[0] in ("score", "classifier", "pre_classifier", "pooler")]
     if head_missing:
         raise RewardModelError(
@@ -241,17 +323,14 @@ def load_reward_model(name_or_path: str | os.PathLike | None = None, *, device: 
                 f"no default reward model in {DEFAULT_REWARD_MODEL}. Build it with "
                 f"`python -m red_core.recipes.defaults`, or pass a hub id or folder, e.g. {EXAMPLE_REWARD_MODELS}.")
         name_or_path = DEFAULT_REWARD_MODEL
-    name = str(name_or_path)
+    name = os.path.expanduser(str(name_or_path))
     device = resolve_device(device)
     warnings: list[str] = []
     config = _load_config(name, trust_remote_code)
     _check_remote_code(name, config, trust_remote_code)
     _check_head(name, config)
     label_index = _check_labels(name, config, label_index)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise RewardModelError(_not_found_message(name, err)) from err
+    tokenizer = _load_tokenizer(name, trust_remote_code)
     if not getattr(tokenizer, "is_fast", False):
         raise RewardModelError(f"{name!r} has only a slow tokenizer; RED needs character offsets, which only "
                                f"fast tokenizers give. Install `tokenizers` / convert the tokenizer.")
@@ -273,7 +352,7 @@ def load_policy(name_or_path: str | os.PathLike | None = None, *, device: str | 
     """Load a causal-LM policy and its tokenizer (default: assets/models/policy-base), safely."""
     from transformers import AutoModelForCausalLM
 
-    name = str(name_or_path or DEFAULT_POLICY)
+    name = os.path.expanduser(str(name_or_path or DEFAULT_POLICY))
     if name_or_path is None and not (DEFAULT_POLICY / "config.json").exists():
         raise RewardModelError(f"no default policy in {DEFAULT_POLICY}; build it with "
                                f"`python -m red_core.recipes.defaults`, or pass a hub id or folder.")
@@ -283,13 +362,9 @@ def load_policy(name_or_path: str | os.PathLike | None = None, *, device: str | 
     if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
         raise RewardModelError(f"{name!r} is not a causal language model (architectures: {', '.join(archs)}); "
                                f"pass a policy such as gpt2 or Qwen/Qwen3-0.6B.")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            name, use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code,
-            dtype=_resolve_dtype(dtype, device))
-    except OSError as err:
-        raise RewardModelError(_not_found_message(name, err)) from err
+    tokenizer = _load_tokenizer(name, trust_remote_code)
+    model = _from_pretrained(AutoModelForCausalLM, name, allow_pickle=allow_pickle,
+                             trust_remote_code=trust_remote_code, dtype=_resolve_dtype(dtype, device))
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer
@@ -315,17 +390,77 @@ def _partition(spans: list[tuple[int, int]], n_chars: int) -> list[tuple[int, in
     return out
 
 
+def _render_chat(tokenizer, prompt: str, response: str) -> str:
+    """The chat template applied to one user turn and one assistant turn; template failures made clear."""
+    from jinja2 import TemplateError
+
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except (TemplateError, TypeError, ValueError, KeyError, IndexError) as err:
+        raise RewardModelError(
+            f"the reward model's chat template failed ({type(err).__name__}: {err}). A template the sandbox stops or "
+            f"that raises cannot be used; score without it (input_format='concat', --no-chat-template).") from err
+    if not isinstance(text, str):
+        raise RewardModelError(f"the chat template returned {type(text).__name__}, not text; use input_format='concat'.")
+    return text
+
+
+def _sentinel(*texts: str) -> str:
+    """A marker that occurs in none of `texts` (private-use characters, so no real text has them)."""
+    n = 0
+    while any(f"\ue000RED{n}\ue001" in t for t in texts):
+        n += 1
+    return f"\ue000RED{n}\ue001"
+
+
 def _format_text(rm: RewardModel, prompt: str, response: str) -> tuple[str, int]:
-    """The text the RM sees and the character index where `response` starts in it."""
+    """The text the RM sees and the character index where `response` starts in it.
+
+    With a chat template the response is located by construction, never by searching (a response
+    such as "end" also occurs in "<|im_end|>"): the conversation is rendered once with a unique
+    marker as the assistant's content, which splits the template into head + marker + tail; the
+    real text must then be exactly head + response + tail, or the template rewrote the response.
+    """
     if not rm.uses_chat_template:
         return prompt + response, len(prompt)
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-    text = rm.tokenizer.apply_chat_template(messages, tokenize=False)
-    pos = text.rfind(response)
-    if pos < 0:
-        raise RewardModelError("the reward model's chat template changed the response text, so its tokens cannot be "
-                               "mapped back; score without the template (use_chat_template off / input_format='concat').")
-    return text, pos
+    marker = _sentinel(prompt, response)
+    marked = _render_chat(rm.tokenizer, prompt, marker)
+    if marked.count(marker) != 1:
+        raise RewardModelError(
+            f"the reward model's chat template shows the assistant's text {marked.count(marker)} times (expected once), "
+            f"so the response tokens cannot be told apart; score with input_format='concat' (--no-chat-template).")
+    head, tail = marked.split(marker)
+    text = _render_chat(rm.tokenizer, prompt, response)
+    if text != head + response + tail:
+        how = ("strips whitespace around it: pass the response without leading/trailing whitespace"
+               if text == head + response.strip() + tail else "changes it (some templates drop reasoning or rewrite "
+               "content)")
+        raise RewardModelError(f"the reward model's chat template does not show the response as given: it {how}. "
+                               f"Scoring would credit a different text; or score with input_format='concat'.")
+    return text, len(head)
+
+
+def check_text(what: str, text: str) -> None:
+    """Text must be valid Unicode: a lone surrogate (e.g. from a JSON "\\ud800" escape) cannot be tokenised."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RewardModelError(
+            f"the {what} contains an invalid character (lone surrogate U+{ord(text[err.start]):04X} at character "
+            f"{err.start}), which is not valid Unicode text. Remove it, or decode the input with errors='replace'.") from None
+
+
+def _check_vocabulary(rm: RewardModel, ids: list[int]) -> None:
+    """Every id must have an embedding: a tokenizer that adds tokens the model lacks would crash the forward pass."""
+    embeddings = rm.model.get_input_embeddings()
+    n = getattr(embeddings, "num_embeddings", None)
+    bad = sorted({i for i in ids if n is not None and i >= n})
+    if bad:
+        names = ", ".join(repr(rm.tokenizer.convert_ids_to_tokens(i)) for i in bad[:3])
+        raise RewardModelError(f"the tokenizer of {rm.name!r} made token id(s) {bad[:3]} ({names}) but the model has "
+                               f"only {n} embeddings: tokenizer and model do not match. Use the tokenizer saved with "
+                               f"the model, or avoid those special tokens in the text or chat template.")
 
 
 def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
@@ -334,6 +469,8 @@ def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
         raise RewardModelError(f"prompt and response must be strings, got {type(prompt).__name__} and {type(response).__name__}")
     if not response:
         raise RewardModelError("the response is empty: there are no tokens to give rewards to.")
+    for what, value in (("prompt", prompt), ("response", response)):
+        check_text(what, value)
     tok = rm.tokenizer
     if rm.input_format == "pair":
         enc = tok(prompt, response, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
@@ -352,6 +489,7 @@ def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
         in_resp = [not added[i] and e > resp_lo and s < resp_hi and e > s for i, (s, e) in enumerate(spans)]
     ids = list(enc["input_ids"])
     type_ids = list(enc["token_type_ids"]) if "token_type_ids" in enc and rm.input_format == "pair" else None
+    _check_vocabulary(rm, ids)
     resp_idx = [i for i, f in enumerate(in_resp) if f]
     if not resp_idx:
         raise RewardModelError("no token of the response survived tokenisation; check the text.")

@@ -21,6 +21,14 @@ JSON_VERSION = 1
 SUM_TOLERANCE = 1e-6  # relative, for check()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """'=HYPERLINK(...)' -> "'=HYPERLINK(...)": a text cell a spreadsheet shows as text, never runs."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+
+
 @dataclass
 class TokenRewards:
     prompt: str
@@ -141,6 +149,9 @@ class TokenRewards:
 
     @classmethod
     def from_dict(cls, d: dict) -> TokenRewards:
+        missing = [k for k in ("prompt", "response", "tokens", "score", "baseline") if not isinstance(d, dict) or k not in d]
+        if missing:
+            raise ValueError(f"not a TokenRewards export: missing {missing}; pass what to_json()/to_dict() wrote")
         toks = d["tokens"]
         return cls(prompt=d["prompt"], response=d["response"], texts=[t["text"] for t in toks],
                    offsets=[(t["start"], t["end"]) for t in toks],
@@ -172,8 +183,14 @@ class TokenRewards:
         df.insert(1, "token", self.tokens)
         return df
 
-    def to_csv(self, path=None) -> str:
-        return self.to_pandas().to_csv(path, index=False) if path is not None else self.to_pandas().to_csv(index=False)
+    def to_csv(self, path=None) -> str | None:
+        """The token table as CSV, safe to open in a spreadsheet: text cells that a spreadsheet would run as a
+        formula (starting with = + - @, tab or carriage return) get a leading apostrophe, as OWASP advises.
+        The exact token texts are in `to_json()`."""
+        df = self.to_pandas()
+        for col in ("token", "text"):
+            df[col] = df[col].map(spreadsheet_safe)
+        return df.to_csv(path, index=False) if path is not None else df.to_csv(index=False)
 
     def to_html(self, *, scale: float | None = None, show_special: bool = True, title: str | None = None,
                 full_page: bool = True) -> str:
