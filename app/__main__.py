@@ -1,4 +1,8 @@
-"""Command line: `python -m app [--reward-model M] [--policy P] [--host H] [--port N] [--share] [--offline]`.
+"""Command line: `python -m app [--reward-model M] [--policy P] [--host H] [--port N] [--share] [--offline] [--public]`.
+
+Local mode (the default) lets the page load any folder or hub id; public mode (`--public`, on by
+itself when SPACE_ID is set, as on a Hugging Face Space; `--no-public` turns it off) offers only the
+bundled models and app/allowlist.json (see app/hosting.py).
 
 Starts the app on the bundled default models (assets/models/) with no network. The default reward
 model loads in a background thread while the server starts, so the page is up sooner and the first
@@ -29,7 +33,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per process (default: CPU cores / CONCURRENCY_LIMIT, at least 1)")
     p.add_argument("--no-preload", action="store_true", help="load the reward model on first use, not at start")
+    p.add_argument("--public", action=argparse.BooleanOptionalAction, default=None,
+                   help="public mode for strangers: visitors may load only the bundled models and the hub ids in "
+                        "app/allowlist.json (default: on when SPACE_ID is set, i.e. on a Hugging Face Space)")
     return p.parse_args(argv)
+
+
+def public_mode(args: argparse.Namespace) -> bool:
+    """--public / --no-public if given, else on exactly when running on a Hugging Face Space (SPACE_ID set)."""
+    return args.public if args.public is not None else bool(os.environ.get("SPACE_ID"))
 
 
 def default_threads() -> int:
@@ -62,7 +74,7 @@ def create(args: argparse.Namespace):
 
     torch.set_num_threads(args.threads or default_threads())
 
-    ctx = AppContext.create(args.reward_model, args.policy)
+    ctx = AppContext.create(args.reward_model, args.policy, public=public_mode(args))
     if not args.no_preload:  # in the background: the page is served while the weights load
         threading.Thread(target=preload, args=(ctx,), name="preload-reward-model", daemon=True).start()
     return ctx, build_app(ctx)

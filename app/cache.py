@@ -1,9 +1,16 @@
 """A small process-level LRU cache of loaded models, shared by all sessions.
 
 Sessions keep only the *key* of their model in `gr.State`; the weights live here, at most `size`
-of them. A failed load raises and leaves the cache (and every session's choice) as it was. Each
-entry has its own lock: one event at a time uses a given model, because fast tokenizers and the
-attention switch used by the ABC method are not safe to share between threads.
+of them besides the pinned ones. A failed load raises and leaves the cache (and every session's
+choice) as it was. Each entry has its own lock: one event at a time uses a given model, because
+fast tokenizers and the attention switch used by the ABC method are not safe to share between
+threads.
+
+- Pinned keys (the bundled default models) are never evicted, so one visitor loading other models
+  cannot take the defaults away from everyone else.
+- Every load in the process, in every cache, holds one lock (`LOAD_LOCK`): transformers builds
+  models under process-global patches (meta-device initialisation), and two loads at once in two
+  threads can leave a model half-built ("Cannot copy out of meta tensor").
 """
 
 from __future__ import annotations
@@ -15,17 +22,19 @@ from collections.abc import Callable, Hashable
 from contextlib import contextmanager
 from pathlib import Path
 
+LOAD_LOCK = threading.RLock()  # one model load at a time in the whole process (see the module doc)
+
 
 class ModelCache:
     """LRU of loaded models. `loader(key)` builds a model; `use(key)` yields it under its lock."""
 
-    def __init__(self, loader: Callable, size: int):
+    def __init__(self, loader: Callable, size: int, pinned: set | frozenset = frozenset()):
         if size < 1:
             raise ValueError("a model cache holds at least one model")
-        self.loader, self.size = loader, size
+        self.loader, self.size, self.pinned = loader, size, set(pinned)
         self._items: OrderedDict = OrderedDict()  # key -> (model, lock)
         self._lock = threading.Lock()  # guards _items
-        self._load_lock = threading.Lock()  # one load at a time (memory)
+        self._load_lock = LOAD_LOCK  # one load at a time (memory, and transformers' global patches)
         self.loading: set = set()  # keys being loaded right now
         self.errors: dict = {}  # key -> message of its last failed load
 
@@ -71,9 +80,14 @@ class ModelCache:
             entry = (model, threading.Lock())
             with self._lock:
                 self._items[key] = entry
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+                self._evict()
             return entry
+
+    def _evict(self) -> None:
+        """Drop least recently used unpinned models until at most `size` unpinned ones remain (caller holds _lock)."""
+        unpinned = [k for k in self._items if k not in self.pinned]  # oldest first
+        for k in unpinned[:max(0, len(unpinned) - self.size)]:
+            del self._items[k]
 
     def get(self, key: Hashable):
         return self.get_entry(key)[0]
@@ -92,7 +106,9 @@ def is_local(name: str) -> bool:
 
 def hub_parameter_count(name: str) -> int | None:
     """Parameters of a hub model from its safetensors metadata (no weights downloaded); None if unknown."""
-    if is_local(name) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+    from huggingface_hub.constants import is_offline_mode
+
+    if is_local(name) or is_offline_mode():
         return None
     try:
         from huggingface_hub import get_safetensors_metadata

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import shutil
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import red_core
 from app import limits
-from app.cache import ModelCache, hub_parameter_count
+from app.cache import ModelCache
+from app.hosting import Hosting, public_name
 from red_core.models import DEFAULT_POLICY, DEFAULT_REWARD_MODEL, REPO_ROOT
+from red_core.train.compare import DEFAULT_AFTER
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "examples.json"
 INPUT_FORMATS = ("auto", "concat", "pair")
@@ -35,22 +37,22 @@ class RMChoice(NamedTuple):
     input_format: str = "auto"  # auto (chat template if any), concat, pair
 
 
-def load_rm(choice: RMChoice):
-    """The cache's loader: clear messages for missing folders, refuse oversized hub models, then load."""
-    name = choice.name
-    path = Path(os.path.expanduser(name))
-    if path == DEFAULT_REWARD_MODEL and not (path / "config.json").exists():
-        name = None  # red_core then says how to build the default
-    elif (path.is_absolute() or name.startswith((".", "~"))) and not path.exists():
-        raise red_core.RewardModelError(f"there is no folder {name!r} on this machine. Check the path, or type a hub "
-                                        f"id such as Skywork/Skywork-Reward-V2-Qwen3-0.6B.")
-    n = hub_parameter_count(choice.name)
-    if n is not None and n > limits.MAX_MODEL_PARAMS:
-        raise red_core.RewardModelError(
-            f"{choice.name!r} has {n / 1e9:.1f} B parameters; this app loads at most "
-            f"{limits.MAX_MODEL_PARAMS / 1e9:.1f} B (MAX_MODEL_PARAMS). Pick a smaller reward model, "
-            f"e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B.")
-    return red_core.load_reward_model(name, label_index=choice.label_index, input_format=choice.input_format)
+def load_rm(hosting: Hosting, choice: RMChoice):
+    """The reward-model cache's loader: resolve the visitor's name (hosting rules, size cap), then load.
+
+    The loaded model is named by its public name, so results and messages never show a server path.
+    """
+    path = hosting.resolve(choice.name, "reward")
+    if Path(path) == DEFAULT_REWARD_MODEL and not (DEFAULT_REWARD_MODEL / "config.json").exists():
+        path = None  # red_core then says how to build the default
+    rm = red_core.load_reward_model(path, label_index=choice.label_index, input_format=choice.input_format)
+    rm.name = choice.name
+    return rm
+
+
+def load_policy(hosting: Hosting, name: str):
+    """The policy cache's loader: the same hosting rules and size cap as reward models."""
+    return red_core.load_policy(hosting.resolve(name, "policy"))
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
@@ -65,10 +67,7 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
 
 def display_name(name: str) -> str:
     """A model name for people: paths inside the repository are shown relative to it."""
-    try:
-        return str(Path(name).resolve().relative_to(REPO_ROOT))
-    except (ValueError, OSError):
-        return name
+    return public_name(name)
 
 
 def _temporary_folder() -> Path:
@@ -82,9 +81,10 @@ def _temporary_folder() -> Path:
 class AppContext:
     """Process-level state shared by all sessions and tabs.
 
-    default_rm: the reward model a new session starts with.
-    default_policy: folder or hub id of the policy (Policies tab), or None.
+    default_rm: the reward model a new session starts with (its public name).
+    default_policy: public name of the policy (Policies tab), or None.
     rm_choices: (label, name) pairs offered in the model pickers (free text is allowed too).
+    hosting: local or public mode: which names a visitor may load (app/hosting.py).
     reward_models: LRU cache RMChoice -> red_core.RewardModel (`with ctx.reward_models.use(key) as rm:`).
     policies: LRU cache name -> (model, tokenizer) from red_core.load_policy.
     examples: [{name, prompt, response}] from assets/examples.json ([] if missing).
@@ -100,24 +100,33 @@ class AppContext:
     policies: ModelCache
     examples: list[dict]
     files_dir: Path
+    hosting: Hosting = field(default_factory=Hosting)
     limits: Any = limits
     rm_state: Any = None
     extra: dict = field(default_factory=dict)  # room for other tabs
 
     @classmethod
     def create(cls, reward_model: str | None = None, policy: str | None = None, *, examples: list[dict] | None = None,
-               files_dir: str | Path | None = None) -> AppContext:
-        default = str(reward_model) if reward_model else str(DEFAULT_REWARD_MODEL)
-        choices = [(f"{display_name(default)}" + (" (default)" if not reward_model else ""), default)]
+               files_dir: str | Path | None = None, public: bool = False) -> AppContext:
+        """The context for one process. The default models (the host's choices and the bundled ones) are
+        pinned in the caches; `public` restricts what visitors may load (see app/hosting.py)."""
+        rms = [str(reward_model) if reward_model else str(DEFAULT_REWARD_MODEL)]
         if reward_model and (DEFAULT_REWARD_MODEL / "config.json").exists():
-            choices.append((f"{display_name(str(DEFAULT_REWARD_MODEL))} (bundled default)", str(DEFAULT_REWARD_MODEL)))
-        if policy is None and (DEFAULT_POLICY / "config.json").exists():
+            rms.append(str(DEFAULT_REWARD_MODEL))
+        bundled_policies = [str(p) for p in (DEFAULT_POLICY, DEFAULT_AFTER) if (Path(p) / "config.json").exists()]
+        if policy is None and bundled_policies and bundled_policies[0] == str(DEFAULT_POLICY):
             policy = str(DEFAULT_POLICY)
-        return cls(default_rm=RMChoice(default), default_policy=policy, rm_choices=choices,
-                   reward_models=ModelCache(load_rm, limits.MODEL_CACHE_SIZE),
-                   policies=ModelCache(red_core.load_policy, limits.POLICY_CACHE_SIZE),
+        policies = ([str(policy)] if policy else []) + [p for p in bundled_policies if p != str(policy)]
+        hosting = Hosting.create(public, rms, policies)
+        default = RMChoice(public_name(rms[0]))
+        choices = [(label + (" (default)" if value == default.name else ""), value)
+                   for label, value in hosting.choices("reward")]
+        return cls(default_rm=default, default_policy=public_name(policy) if policy else None, rm_choices=choices,
+                   reward_models=ModelCache(partial(load_rm, hosting), limits.MODEL_CACHE_SIZE, pinned={default}),
+                   policies=ModelCache(partial(load_policy, hosting), limits.POLICY_CACHE_SIZE,
+                                       pinned={public_name(p) for p in policies}),
                    examples=load_examples() if examples is None else examples,
-                   files_dir=Path(files_dir) if files_dir else _temporary_folder())
+                   files_dir=Path(files_dir) if files_dir else _temporary_folder(), hosting=hosting)
 
     def new_download_dir(self) -> Path:
         """A fresh folder for one request's downloads; sweeps folders older than FILE_TTL_SECONDS."""

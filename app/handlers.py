@@ -17,6 +17,7 @@ import numpy as np
 import red_core
 from app import limits, render
 from app.context import INPUT_FORMATS, AppContext, RMChoice, display_name
+from app.errors import raw_message, user_error
 from red_core import align, viz
 from red_core.result import TokenRewards
 
@@ -28,23 +29,37 @@ LABEL_INDEX_HINT = " In this app: open “Model options”, set “Output index�
 # ----------------------------------------------------------------------------- input checks
 
 
+def check_text(what: str, text) -> str:
+    """Text from a visitor must be a string of valid Unicode (no lone surrogates)."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise user_error(f"The {what} must be text, not {type(text).__name__}.")
+    try:
+        red_core.models.check_text(what, text)
+    except red_core.RewardModelError as err:
+        raise user_error(str(err)[:1].upper() + str(err)[1:]) from err
+    return text
+
+
 def check_prompt(prompt: str | None) -> str:
     """An empty prompt is allowed (R(x, ∅) is then undefined); whitespace-only or too long is not."""
-    prompt = prompt or ""
+    prompt = check_text("prompt", prompt)
     if prompt and not prompt.strip():
-        raise gr.Error("The prompt is only whitespace. Type a prompt, or clear the box completely to score the "
+        raise user_error("The prompt is only whitespace. Type a prompt, or clear the box completely to score the "
                        "response without one.")
     if len(prompt) > limits.MAX_PROMPT_CHARS:
-        raise gr.Error(f"The prompt is {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,} "
+        raise user_error(f"The prompt is {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,} "
                        f"(MAX_PROMPT_CHARS). Shorten it and score again.")
     return prompt
 
 
 def check_response(response: str | None, what: str = "response") -> str:
+    response = check_text(what, response)
     if not response or not response.strip():
-        raise gr.Error(f"The {what} is empty. Type or paste a {what} (or click an example), then score again.")
+        raise user_error(f"The {what} is empty. Type or paste a {what} (or click an example), then score again.")
     if len(response) > limits.MAX_RESPONSE_CHARS:
-        raise gr.Error(f"The {what} is {len(response):,} characters; the limit is {limits.MAX_RESPONSE_CHARS:,} "
+        raise user_error(f"The {what} is {len(response):,} characters; the limit is {limits.MAX_RESPONSE_CHARS:,} "
                        f"(MAX_RESPONSE_CHARS). Shorten it and score again.")
     return response
 
@@ -58,12 +73,12 @@ def check_choice(value) -> RMChoice:
         return RMChoice(*value)
     if isinstance(value, str) and value.strip():
         return RMChoice(value.strip())
-    raise gr.Error("No reward model is selected. Pick one in the model picker at the top and press Load.")
+    raise user_error("No reward model is selected. Pick one in the model picker at the top and press Load.")
 
 
 def check_option(value, allowed, what: str):
     if value not in allowed:
-        raise gr.Error(f"Unknown {what} {value!r}; choose one of: {', '.join(map(str, allowed))}.")
+        raise user_error(f"Unknown {what} {value!r}; choose one of: {', '.join(map(str, allowed))}.")
     return value
 
 
@@ -78,9 +93,9 @@ def get_rm(ctx: AppContext, choice: RMChoice, progress=None):
         return ctx.reward_models.get_entry(choice)
     except red_core.RewardModelError as err:
         hint = LABEL_INDEX_HINT if "label_index" in str(err) else ""
-        raise gr.Error(f"Could not load the reward model: {err}{hint}") from err
+        raise user_error(f"Could not load the reward model: {err}{hint}") from err
     except Exception as err:  # noqa: BLE001 - anything else a hub model may throw
-        raise gr.Error(f"Could not load the reward model {choice.name!r} ({type(err).__name__}: {err}). "
+        raise user_error(f"Could not load the reward model {choice.name!r} ({type(err).__name__}: {err}). "
                        f"Check the hub id or folder, or pick the default model.") from err
 
 
@@ -100,12 +115,12 @@ def model_status(ctx: AppContext, choice: RMChoice) -> str:
             f'max {rm.max_length} tokens{tmpl}</div>' + render.warnings_html(rm.warnings))
 
 
-def load_model(ctx: AppContext, name: str | None, label_index, input_format: str, current,
+def load_model(ctx: AppContext, name: str | None, label_index=None, input_format: str = "auto", current=None,
                progress=gr.Progress()) -> tuple[RMChoice, str]:
     """Load a reward model into the cache and make it the session's; on failure keep the previous one."""
     name = (name or "").strip()
     if not name:
-        raise gr.Error("Type a hub id (e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B) or a local folder, or pick the "
+        raise user_error("Type a hub id (e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B) or a local folder, or pick the "
                        "default, then press Load.")
     check_option(input_format or "auto", INPUT_FORMATS, "input format")
     label = None if label_index in (None, "") or (isinstance(label_index, float) and np.isnan(label_index)) else int(label_index)
@@ -115,7 +130,7 @@ def load_model(ctx: AppContext, name: str | None, label_index, input_format: str
         get_rm(ctx, choice, None)
     except gr.Error as err:
         previous = check_choice(current) if current else ctx.default_rm
-        raise gr.Error(f"{err.message} The app keeps using {display_name(previous.name)}.") from err
+        raise user_error(f"{raw_message(err)} The app keeps using {display_name(previous.name)}.") from err
     progress(1.0, desc="loaded")
     return choice, model_status(ctx, choice)
 
@@ -132,23 +147,23 @@ def score(ctx: AppContext, choice, prompt: str, response: str, *, method: str = 
         try:
             enc = red_core.encode(rm, prompt, response)
         except red_core.RewardModelError as err:
-            raise gr.Error(f"Could not tokenise the {what}: {err}") from err
+            raise user_error(f"Could not tokenise the {what}: {err}") from err
         n = enc.stop - enc.start
         if n > limits.MAX_TOKENS:
-            raise gr.Error(f"The {what} is {n} tokens for this reward model; the limit is {limits.MAX_TOKENS} "
+            raise user_error(f"The {what} is {n} tokens for this reward model; the limit is {limits.MAX_TOKENS} "
                            f"(MAX_TOKENS). Shorten it and score again.")
         if progress is not None:
             progress(0.5, desc=f"scoring {n} tokens ({method})")
         try:
             return red_core.token_rewards(rm, prompt, response, method, granularity=granularity, **params)
         except (red_core.RewardModelError, ValueError) as err:
-            raise gr.Error(f"Scoring failed: {err}") from err
+            raise user_error(f"Scoring failed: {err}") from err
         except Exception as err:  # noqa: BLE001
-            raise gr.Error(f"Scoring failed ({type(err).__name__}: {err}). Try a shorter text or another method.") from err
+            raise user_error(f"Scoring failed ({type(err).__name__}: {err}). Try a shorter text or another method.") from err
 
 
 def export(ctx: AppContext, tr: TokenRewards) -> list[str]:
-    """CSV, JSON and standalone HTML of one result, in a fresh download folder."""
+    """CSV, JSON and standalone HTML of one result, in a fresh download folder (only when a visitor asks)."""
     out = ctx.new_download_dir()
     stem = f"token-rewards-{tr.method}-{tr.granularity}"
     paths = [out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.html"]
@@ -170,13 +185,32 @@ def render_explore(tr: TokenRewards | None, show_special: bool = True):
 def explore(ctx: AppContext, choice, prompt: str, response: str, method: str = "red", beta_c: float = 1.0,
             beta: float = 0.5, prompt_baseline: bool = True, granularity: str = "token", show_special: bool = True,
             progress=gr.Progress()):
-    """The Explore tab: heatmap, figure, numbers, table, downloads, and the result for gr.State."""
+    """The Explore tab: heatmap, figure, numbers, table, the exact numbers (JSON), and the result for gr.State.
+
+    Downloads are written only when asked for (`downloads`), so a request leaves nothing on disk.
+    """
     prompt, response = check_prompt(prompt), check_response(response)
     check_option(method, red_core.list_methods(), "method")
     check_option(granularity, GRANULARITIES, "granularity")
     tr = score(ctx, choice, prompt, response, method=method, granularity=granularity, beta_c=float(beta_c),
                beta=float(beta), prompt_baseline=bool(prompt_baseline), progress=progress)
-    return (*render_explore(tr, bool(show_special)), export(ctx, tr), tr)
+    return (*render_explore(tr, bool(show_special)), exact_numbers(tr), tr)
+
+
+def exact_numbers(tr: TokenRewards) -> dict:
+    """Everything needed to check the result, at full precision: tokens, offsets, rewards, prefix scores, R(x, y),
+    R(x, ∅), the sum and the check (TokenRewards.to_dict plus check())."""
+    out = {**tr.to_dict(), "check": tr.check()}
+    # meta["path"] says which scoring path ran; renamed, since API clients read a "path" key as a file to fetch
+    out["meta"] = {("scoring_path" if k == "path" else k): v for k, v in out["meta"].items()}
+    return out
+
+
+def downloads(ctx: AppContext, tr: TokenRewards | None) -> list[str]:
+    """The "Prepare downloads" button: CSV, JSON and HTML of the session's last result."""
+    if tr is None:
+        raise user_error("Score a response first; then its CSV, JSON and HTML can be downloaded.")
+    return export(ctx, tr)
 
 
 # ----------------------------------------------------------------------------- step-through
@@ -214,7 +248,7 @@ def step_play(tr: TokenRewards | None, k, show_special: bool = True):
     """Start playing (from the beginning if at the end)."""
     n = step_count(tr, show_special)
     if n < 2:
-        raise gr.Error("Score a response with at least two tokens first.")
+        raise user_error("Score a response with at least two tokens first.")
     start = 0 if int(k or 0) >= n - 1 else int(k or 0)
     return start, gr.Timer(active=True)
 
@@ -225,15 +259,15 @@ def step_play(tr: TokenRewards | None, k, show_special: bool = True):
 def read_upload(path: str | None) -> str:
     """A UTF-8 text file into the response box, within MAX_UPLOAD_BYTES and MAX_RESPONSE_CHARS."""
     if not path:
-        raise gr.Error("No file received; choose a .txt file.")
+        raise user_error("No file received; choose a .txt file.")
     size = Path(path).stat().st_size
     if size > limits.MAX_UPLOAD_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; the limit is {limits.MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES). "
+        raise user_error(f"The file is {size:,} bytes; the limit is {limits.MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES). "
                        f"Upload a shorter text.")
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise gr.Error("The file is not UTF-8 text; save it as plain UTF-8 text (.txt) and upload again.") from err
+        raise user_error("The file is not UTF-8 text; save it as plain UTF-8 text (.txt) and upload again.") from err
     return check_response(text, "uploaded text")
 
 
@@ -257,7 +291,7 @@ def compare_methods(ctx: AppContext, choice, prompt: str, response: str, granula
         except gr.Error as err:
             if m == "red":
                 raise
-            notes.append(f"{m}: {err.message}")
+            notes.append(f"{m}: {raw_message(err)}")
     scale = viz.symmetric_scale(*(_shown(tr, show_special) for tr in results.values()))
     html = render.methods_html(results, scale=scale, show_special=show_special) + render.warnings_html(notes)
     red = results["red"]
@@ -310,7 +344,7 @@ def compare_models(ctx: AppContext, choice, other: str | None, prompt: str, resp
     prompt, response = check_prompt(prompt), check_response(response)
     choice_a = check_choice(choice)
     if not other or not other.strip():
-        raise gr.Error("Choose the second reward model (a hub id or local folder) to compare with.")
+        raise user_error("Choose the second reward model (a hub id or local folder) to compare with.")
     choice_b = RMChoice(other.strip())
     progress(0.2, desc=f"model A: {display_name(choice_a.name)}")
     a = score(ctx, choice_a, prompt, response, progress=progress)

@@ -9,6 +9,7 @@ statistics live in red_core.train.compare; this file checks input, reports progr
 
 from __future__ import annotations
 
+import copy
 import html
 from contextlib import contextmanager
 from functools import partial
@@ -17,6 +18,8 @@ import gradio as gr
 
 from app import render
 from app.context import AppContext, RMChoice, display_name
+from app.errors import handler, user_error
+from app.hosting import public_name
 from red_core import viz
 from red_core.models import RewardModelError
 from red_core.train import compare
@@ -25,6 +28,7 @@ from red_core.train.config import read_prompts
 MAX_LIVE_STEPS = 30  # steps per method in the "train live" panel
 LIVE_BATCH_SIZE = 16  # rollouts per live step
 LIVE_NEW_TOKENS = 12  # response length in the live panel
+LIVE_THREADS = 1  # torch threads of a live run (one core; Explore keeps the other)
 INTRO = """Sample from two policies with **the same seeds and sampling settings**, score every response with
 the session's reward model (picked at the top), and compare: RED token rewards of each sample on **one shared
 colour scale**, the reward distribution of each policy, the **win rate** of *after* over *before* (pairs with
@@ -49,9 +53,9 @@ def _use_policy(ctx: AppContext, name: str):
     try:
         entry = ctx.policies.get_entry(name)
     except RewardModelError as err:
-        raise gr.Error(f"Could not load the policy {name!r}: {err}") from err
+        raise user_error(f"Could not load the policy {name!r}: {err}") from err
     except Exception as err:  # noqa: BLE001
-        raise gr.Error(f"Could not load the policy {name!r} ({type(err).__name__}: {err}). Give a folder with a "
+        raise user_error(f"Could not load the policy {name!r} ({type(err).__name__}: {err}). Give a folder with a "
                        f"causal LM, or a hub id; train an 'after' policy with `python -m red_core train`.") from err
     model_and_tokenizer, lock = entry
     with lock:
@@ -64,7 +68,7 @@ def _use_rm(ctx: AppContext, choice: RMChoice):
         try:
             model, lock = ctx.reward_models.get_entry(choice)
         except Exception as err:  # noqa: BLE001
-            raise gr.Error(f"Could not load the reward model {choice.name!r}: {err}") from err
+            raise user_error(f"Could not load the reward model {choice.name!r}: {err}") from err
         with lock:
             yield model
     return use
@@ -136,7 +140,8 @@ def generate(ctx: AppContext, choice, before: str, after: str, reference: str, p
              temperature, top_p, seed, progress=gr.Progress()):
     """Generator handler: status updates while sampling, then (status, summary, figure, samples, table, numbers)."""
     choice = choice if isinstance(choice, RMChoice) else RMChoice(*choice) if choice else ctx.default_rm
-    before, after = (before or "").strip() or str(compare.DEFAULT_BEFORE), (after or "").strip() or str(compare.DEFAULT_AFTER)
+    before = (before or "").strip() or ctx.default_policy or public_name(compare.DEFAULT_BEFORE)
+    after = (after or "").strip() or public_name(compare.DEFAULT_AFTER)
     reference = (reference or "").strip() or before
     prompts = [p for p in (prompts_text or "").splitlines() if p.strip()]
     try:
@@ -144,7 +149,7 @@ def generate(ctx: AppContext, choice, before: str, after: str, reference: str, p
         if not 0 < float(temperature) <= 5 or not 0 < float(top_p) <= 1:
             raise ValueError("temperature must be in (0, 5] and top-p in (0, 1]")
     except (ValueError, TypeError) as err:
-        raise gr.Error(str(err)[:1].upper() + str(err)[1:]) from err
+        raise user_error(str(err)[:1].upper() + str(err)[1:]) from err
     skip = (gr.skip(),) * 5
     events = compare.compare_policies(partial(_use_policy, ctx), _use_rm(ctx, choice), before=before, after=after,
                                       reference=reference, prompts=prompts, n=int(n),
@@ -163,23 +168,35 @@ def generate(ctx: AppContext, choice, before: str, after: str, reference: str, p
                s)
 
 
+def live_models(ctx: AppContext):
+    """Private copies of the default policy, its tokenizer and the default reward model, taken from the shared
+    caches under their locks: a live run trains and reads its own copies, so nothing shared can break."""
+    if not ctx.default_policy:
+        raise user_error("No default policy: start the app with --policy, or build assets/models/policy-base.")
+    with _use_policy(ctx, ctx.default_policy) as (model, tokenizer):
+        model, tokenizer = copy.deepcopy(model), copy.deepcopy(tokenizer)
+    with _use_rm(ctx, ctx.default_rm)() as rm:
+        rm = copy.deepcopy(rm)
+    return model, tokenizer, rm
+
+
 def train_live(ctx: AppContext, steps, seed, critic: str = "auto", progress=gr.Progress()):
     """Generator handler: a short RED-PPO and sparse-PPO run on the bundled defaults, one live figure."""
     from red_core.train.live import live_figure, live_runs
 
     steps = int(steps)
     if not 1 <= steps <= MAX_LIVE_STEPS:
-        raise gr.Error(f"steps must be 1..{MAX_LIVE_STEPS} (MAX_LIVE_STEPS)")
+        raise user_error(f"steps must be 1..{MAX_LIVE_STEPS} (MAX_LIVE_STEPS)")
     if critic not in ("auto", "reward", "policy"):
-        raise gr.Error("the critic starts from 'reward' (a copy of the reward model) or 'policy' (a fresh value head)")
+        raise user_error("the critic starts from 'reward' (a copy of the reward model) or 'policy' (a fresh value head)")
     try:
-        runs = live_runs(steps=steps, seed=int(seed), batch_size=LIVE_BATCH_SIZE, max_new_tokens=LIVE_NEW_TOKENS,
-                         critic_init=critic)
+        runs = live_runs(*live_models(ctx), _default_prompts(), steps=steps, seed=int(seed), batch_size=LIVE_BATCH_SIZE,
+                         max_new_tokens=LIVE_NEW_TOKENS, critic_init=critic, threads=LIVE_THREADS)
         for history, message in runs:
             progress(sum(len(h) for h in history.values()) / (2 * steps), desc=message)
             yield live_figure(history), f"⏳ {message}"
     except (RewardModelError, ValueError) as err:
-        raise gr.Error(f"Could not start the live run: {err}") from err
+        raise user_error(f"Could not start the live run: {err}") from err
     yield live_figure(history), f"✓ {steps} steps of RED-PPO and of sparse PPO from the same policy and seed"
 
 
@@ -205,9 +222,10 @@ def _layout(ctx: AppContext):
     prompts = _default_prompts()
     gr.Markdown(INTRO)
     with gr.Row():
-        before = gr.Textbox(str(ctx.default_policy or compare.DEFAULT_BEFORE), label="Before (policy folder or hub id)",
+        hint = "a bundled policy or an allowlisted hub id" if ctx.hosting.public else "policy folder or hub id"
+        before = gr.Textbox(ctx.default_policy or public_name(compare.DEFAULT_BEFORE), label=f"Before ({hint})",
                             elem_id="pol-before")
-        after = gr.Textbox(str(compare.DEFAULT_AFTER), label="After (policy folder or hub id)", elem_id="pol-after")
+        after = gr.Textbox(public_name(compare.DEFAULT_AFTER), label=f"After ({hint})", elem_id="pol-after")
         reference = gr.Textbox("", label="Reference for KL", placeholder="empty = the before policy",
                                elem_id="pol-ref")
     prompt_box = gr.Textbox("\n".join(prompts[:3]), lines=3, max_lines=compare.MAX_PROMPTS,
@@ -223,16 +241,19 @@ def _layout(ctx: AppContext):
     with gr.Row():
         run = gr.Button("Generate and compare", variant="primary", elem_id="pol-run")
         stop = gr.Button("Stop", variant="stop", elem_id="pol-stop")
-    status = gr.Markdown(elem_id="pol-status")
-    summary = gr.HTML(elem_id="pol-summary")
+    status = gr.Markdown(label="status", elem_id="pol-status")
+    summary = gr.HTML(label="summary table", elem_id="pol-summary")
     plot = gr.Plot(label="Reward distribution", elem_id="pol-plot")
-    samples = gr.HTML(elem_id="pol-samples")
+    samples = gr.HTML(label="samples (RED heatmaps)", elem_id="pol-samples")
     with gr.Accordion("All samples as a table, and the numbers", open=False):
         tab = gr.Dataframe(label="samples", wrap=True)
         numbers = gr.JSON(label="summary")
-    ev = run.click(partial(generate, ctx), [ctx.rm_state, before, after, reference, prompt_box, n, max_new, temperature,
-                                            top_p, seed], [status, summary, plot, samples, tab, numbers],
-                   api_name="policies_generate")
+    ev = run.click(handler(generate, ctx, on_gpu=True), [ctx.rm_state, before, after, reference, prompt_box, n, max_new,
+                                                          temperature, top_p, seed],
+                   [status, summary, plot, samples, tab, numbers], api_name="policies_generate",
+                   api_description="Sample the same prompts from a policy before and after training (same seeds), "
+                                   "score them with the session's reward model; status, summary, plot, samples, "
+                                   "table and the numbers.")
     stop.click(lambda: "Stopped.", None, [status], cancels=[ev], api_name=False)
     with gr.Accordion("Train live: RED vs sparse PPO on the tiny defaults", open=False):
         gr.Markdown("Runs a short PPO from `assets/models/policy-base` with the bundled reward model, once with RED "
@@ -249,10 +270,13 @@ def _layout(ctx: AppContext):
                                         "head RED's advantage shows (bench/results/train_curves*.png)")
             live_go = gr.Button("Train", variant="primary", elem_id="live-run")
             live_stop = gr.Button("Stop", variant="stop")
-        live_status = gr.Markdown()
+        live_status = gr.Markdown(label="status")
         live_plot = gr.Plot(label="Mean reward per step", elem_id="live-plot")
-        live_ev = live_go.click(partial(train_live, ctx), [live_steps, live_seed, live_critic], [live_plot, live_status],
-                                api_name="policies_train_live")
+        live_ev = live_go.click(handler(train_live, ctx), [live_steps, live_seed, live_critic], [live_plot, live_status],
+                                api_name="policies_train_live", concurrency_limit=ctx.limits.MAX_LIVE_TRAINING,
+                                concurrency_id="train-live",
+                                api_description="A short RED-PPO and sparse-PPO run from the default policy, streamed "
+                                                "as a reward curve. One run at a time; others wait in the queue.")
         live_stop.click(lambda: "Stopped.", None, [live_status], cancels=[live_ev], api_name=False)
 
 

@@ -43,8 +43,8 @@ HOW_TO_COMPARE = """
 HOW_TO_STEP = ("Move the slider, use ◀ / ▶, or press ▷ Play. Earlier tokens keep their colour, the current one is "
                "outlined, later ones are grey: the reward model has not seen them yet.")
 
-POLICIES_MISSING = ("The **Policies** tab arrives with the RED-PPO issue: it will sample from a policy, score the "
-                    "samples with RED and show training.")
-
 RM_HELP = ("The bundled default, or type a Hugging Face hub id (e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B) or a local "
            "folder and press Load. Safetensors only; no remote code.")
+
+RM_HELP_PUBLIC = ("This public app offers the bundled models and a short list of hub models (pick one and press Load). "
+                  "To load any folder or hub id, run the app yourself: python -m app.")

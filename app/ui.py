@@ -1,20 +1,20 @@
 """The Gradio layout: components, their elem_ids, and which handler each event calls. Nothing else.
 
 Tabs: Explore (one text, one method), Compare (methods / chosen vs rejected / two reward models),
-Policies (built by app/policies_tab.py when it exists). Per-user data lives in gr.State: the
+Policies (built by app/policies_tab.py). Per-user data lives in gr.State: the
 session's reward-model choice (`ctx.rm_state`) and its last Explore result.
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import partial
 
 import gradio as gr
 
 import red_core
-from app import handlers, limits, render, texts
+from app import handlers, limits, policies_tab, render, texts
 from app.context import INPUT_FORMATS, AppContext
+from app.errors import handler
 from red_core.methods import DESCRIPTIONS
 
 CSS = """
@@ -43,7 +43,8 @@ def _examples(ctx: AppContext, inputs, label: str):
 def _model_picker(ctx: AppContext):
     with gr.Row():
         pick = gr.Dropdown(choices=ctx.rm_choices, value=ctx.default_rm.name, allow_custom_value=True,
-                           label="Reward model", info=texts.RM_HELP, elem_id="rm-picker", scale=5)
+                           label="Reward model", info=texts.RM_HELP_PUBLIC if ctx.hosting.public else texts.RM_HELP,
+                           elem_id="rm-picker", scale=5)
         load = gr.Button("Load", elem_id="rm-load", scale=1, min_width=80)
     with gr.Accordion("Model options", open=False):
         with gr.Row():
@@ -54,20 +55,22 @@ def _model_picker(ctx: AppContext):
                                     info="auto: the chat template if the tokenizer has one, else prompt + response; "
                                          "pair: the tokenizer's question/answer form (OpenAssistant DeBERTa RMs)")
     status = gr.HTML(handlers.model_status(ctx, ctx.default_rm), label="model status", elem_id="rm-status")
-    ev = dict(fn=partial(handlers.load_model, ctx), inputs=[pick, label_index, input_format, ctx.rm_state],
+    ev = dict(fn=handler(handlers.load_model, ctx), inputs=[pick, label_index, input_format, ctx.rm_state],
               outputs=[ctx.rm_state, status])
-    load.click(**ev, api_name="load_reward_model")
+    load.click(**ev, api_name="load_reward_model",
+               api_description="Load a reward model (bundled, allowlisted hub id, or in local mode any folder or hub id) "
+                               "and make it this session's; returns its status.")
     pick.select(**ev, api_visibility="private")
     return status
 
 
 def _explore_tab(ctx: AppContext, status):
-    result = gr.State(None)  # this session's last TokenRewards
+    result = gr.State(None, time_to_live=limits.SESSION_TTL_SECONDS)  # this session's last TokenRewards
     with gr.Accordion("How to read this", open=False):
         gr.Markdown(texts.HOW_TO_EXPLORE, elem_classes="red-howto")
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
-            prompt = gr.Textbox(label="Prompt x", lines=2, max_lines=12, elem_id="prompt",
+            prompt = gr.Textbox("", label="Prompt x", lines=2, max_lines=12, elem_id="prompt",
                                 placeholder="The prompt (may be empty)")
             response = gr.Textbox(label="Response y", lines=4, max_lines=20, elem_id="response",
                                   placeholder="The response whose tokens get rewards")
@@ -101,8 +104,11 @@ def _explore_tab(ctx: AppContext, status):
             slider = gr.Slider(0, 1, value=0, step=1, label="token", elem_id="step-slider", interactive=False, scale=4)
         step_out = gr.HTML(handlers.step_view(None, 0), label="step", elem_id="step-view")
         timer = gr.Timer(limits.STEP_INTERVAL_SECONDS, active=False)
-    with gr.Accordion("Token table and downloads", open=False):
+    with gr.Accordion("Token table, exact numbers and downloads", open=False):
         table = gr.Dataframe(label="tokens", elem_id="token-table", interactive=False, max_height=400)
+        exact = gr.JSON(label="exact numbers (full precision: tokens, offsets, rewards, prefix scores, R(x, y), "
+                              "R(x, ∅), the check)", elem_id="exact-numbers", open=False)
+        prepare = gr.Button("Prepare downloads (CSV, JSON, HTML)", size="sm", elem_id="downloads-btn")
         files = gr.File(label="Downloads: CSV, JSON, standalone HTML", file_count="multiple", elem_id="downloads",
                         interactive=False)
 
@@ -110,7 +116,12 @@ def _explore_tab(ctx: AppContext, status):
     inputs = [ctx.rm_state, prompt, response, method, beta_c, beta, baseline, granularity, special]
     shown = [heatmap, plot, numbers, table]
     reset = dict(fn=handlers.step_reset, inputs=[result, special], outputs=[slider, step_out], **private)
-    scored = score.click(partial(handlers.explore, ctx), inputs, [*shown, files, result], api_name="token_rewards")
+    scored = score.click(handler(handlers.explore, ctx, on_gpu=True), inputs, [*shown, exact, result],
+                         api_name="token_rewards",
+                         api_description="Per-token rewards of one response: heatmap HTML, plot, numbers HTML, token "
+                                         "table, and the exact numbers as JSON (full precision).")
+    prepare.click(handler(handlers.downloads, ctx), result, files, api_name="downloads",
+                  api_description="CSV, JSON and standalone HTML files of this session's last Explore result.")
     scored.success(**reset)
     scored.success(partial(handlers.model_status, ctx), ctx.rm_state, status, show_progress="hidden", **private)
     special.change(handlers.render_explore, [result, special], shown, **private).success(**reset)
@@ -132,7 +143,7 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
     with gr.Tabs():
         with gr.Tab("Credit methods"):
             with gr.Row():
-                prompt = gr.Textbox(label="Prompt x", lines=2, elem_id="cmp-prompt")
+                prompt = gr.Textbox("", label="Prompt x", lines=2, elem_id="cmp-prompt")
                 response = gr.Textbox(label="Response y", lines=2, elem_id="cmp-response")
             with gr.Row(equal_height=True):
                 gran = gr.Radio(list(handlers.GRANULARITIES), value="token", label="Granularity")
@@ -146,10 +157,12 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
             _examples(ctx, [prompt, response], "Examples")
             copy.click(lambda p, r: (p, r), [explore_prompt, explore_response], [prompt, response],
                        api_visibility="private")
-            run.click(partial(handlers.compare_methods, ctx), [ctx.rm_state, prompt, response, gran, beta, special],
-                      [view, plot], api_name="compare_methods")
+            run.click(handler(handlers.compare_methods, ctx, on_gpu=True),
+                      [ctx.rm_state, prompt, response, gran, beta, special], [view, plot], api_name="compare_methods",
+                      api_description="RED, ABC, uniform and sparse credit on one text, on one colour scale: HTML "
+                                      "panels and a plot.")
         with gr.Tab("Chosen vs rejected"):
-            prompt2 = gr.Textbox(label="Prompt x", lines=2, elem_id="pair-prompt")
+            prompt2 = gr.Textbox("", label="Prompt x", lines=2, elem_id="pair-prompt")
             with gr.Row():
                 chosen = gr.Textbox(label="Chosen response", lines=3, elem_id="chosen")
                 rejected = gr.Textbox(label="Rejected response", lines=3, elem_id="rejected")
@@ -161,14 +174,16 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
             pairs = _pair_examples(ctx.examples)
             if pairs:
                 gr.Examples(pairs, inputs=[prompt2, chosen, rejected], label="Pairs from the examples")
-            run2.click(partial(handlers.compare_pair, ctx), [ctx.rm_state, prompt2, chosen, rejected, gran2, special2],
-                       view2, api_name="compare_pair")
+            run2.click(handler(handlers.compare_pair, ctx, on_gpu=True),
+                       [ctx.rm_state, prompt2, chosen, rejected, gran2, special2], view2, api_name="compare_pair",
+                       api_description="A chosen and a rejected response to one prompt: scores, margin, and RED "
+                                       "rewards aligned unit by unit (HTML).")
         with gr.Tab("Two reward models"):
             gr.Markdown("Model **A** is the one picked at the top of the page; choose model **B** here.")
             other = gr.Dropdown(choices=ctx.rm_choices, value=ctx.rm_choices[-1][1], allow_custom_value=True,
                                 label="Model B", info="a hub id or local folder", elem_id="model-b")
             with gr.Row():
-                prompt3 = gr.Textbox(label="Prompt x", lines=2, elem_id="mm-prompt")
+                prompt3 = gr.Textbox("", label="Prompt x", lines=2, elem_id="mm-prompt")
                 response3 = gr.Textbox(label="Response y", lines=2, elem_id="mm-response")
             with gr.Row(equal_height=True):
                 shared = gr.Checkbox(True, label="Shared colour scale")
@@ -176,26 +191,17 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
             view3 = gr.HTML(label="models", elem_id="models-view")
             plot3 = gr.Plot(label="RED reward per unit, A vs B", elem_id="models-plot")
             _examples(ctx, [prompt3, response3], "Examples")
-            run3.click(partial(handlers.compare_models, ctx), [ctx.rm_state, other, prompt3, response3, shared],
-                       [view3, plot3], api_name="compare_models")
-
-
-def _policies_tab(ctx: AppContext):
-    try:
-        policies_tab = importlib.import_module("app.policies_tab")
-    except ModuleNotFoundError as err:
-        if err.name != "app.policies_tab":
-            raise
-        gr.Markdown(texts.POLICIES_MISSING)
-        return
-    policies_tab.build(ctx)
+            run3.click(handler(handlers.compare_models, ctx, on_gpu=True),
+                       [ctx.rm_state, other, prompt3, response3, shared], [view3, plot3], api_name="compare_models",
+                       api_description="Two reward models on one text, aligned token by token or word by word: HTML "
+                                       "panels and a plot.")
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     """The whole app, queued with the named concurrency limits. Launch with `launch_kwargs()`."""
     with gr.Blocks(title="RED token rewards", analytics_enabled=False,
                    delete_cache=(limits.FILE_TTL_SECONDS, limits.FILE_TTL_SECONDS)) as demo:
-        ctx.rm_state = gr.State(ctx.default_rm)
+        ctx.rm_state = gr.State(ctx.default_rm, time_to_live=limits.SESSION_TTL_SECONDS)
         gr.Markdown(f"## {texts.TITLE}\n{texts.INTRO}")
         status = _model_picker(ctx)
         with gr.Tabs():
@@ -204,7 +210,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 _compare_tab(ctx, prompt, response)
             with gr.Tab("Policies", id="policies"):
-                _policies_tab(ctx)
+                policies_tab.build(ctx)
         demo.load(partial(handlers.model_status, ctx), ctx.rm_state, status, api_visibility="private",
                   show_progress="hidden")
     demo.queue(default_concurrency_limit=limits.CONCURRENCY_LIMIT, max_size=limits.MAX_QUEUE_SIZE)
@@ -214,4 +220,5 @@ def build_app(ctx: AppContext) -> gr.Blocks:
 def launch_kwargs(host: str | None = None, port: int | None = None, share: bool = False) -> dict:
     """Arguments for demo.launch(): theme/CSS (gradio 6 takes them here), limits, no share by default."""
     return {"server_name": host, "server_port": port, "share": share, "css": CSS,
-            "max_file_size": limits.MAX_UPLOAD_BYTES, "footer_links": ["api", "gradio", "settings"]}
+            "max_file_size": limits.MAX_UPLOAD_BYTES, "footer_links": ["api", "gradio", "settings"],
+            "state_session_capacity": limits.MAX_SESSIONS}

@@ -67,7 +67,10 @@ def raw_tags(html: str) -> list[str]:
 
 
 def test_explore_outputs_agree_with_red_core(ctx, chat_rm):
-    heat, fig, numbers, table, files, tr = explore(ctx)
+    before = set(ctx.files_dir.rglob("*")) if ctx.files_dir.exists() else set()
+    heat, fig, numbers, table, exact, tr = explore(ctx)
+    after = set(ctx.files_dir.rglob("*")) if ctx.files_dir.exists() else set()
+    assert after == before, "scoring writes nothing to disk; downloads are written only when asked for"
     ref = red_core.token_rewards(red_core.load_reward_model(chat_rm), PROMPT, RESPONSE)
     assert len(tr) == len(ref) and np.allclose(tr.rewards, ref.rewards, atol=1e-5)
     assert any(tr.special), "the chat RM scores end-of-turn tokens after the response"
@@ -77,7 +80,13 @@ def test_explore_outputs_agree_with_red_core(ctx, chat_rm):
     assert len(table) == len(tr) and list(table["reward"]) == pytest.approx(tr.rewards, abs=1e-4)
     # plotly: integer positions with token tick labels, bars + prefix-score line
     assert list(fig.data[0].x) == list(range(len(tr))) and fig.data[1].name.startswith("prefix score")
-    csv, js, page = map(Path, files)
+    # the exact numbers: full precision, the same as the library's own export
+    assert exact["score"] == tr.score and exact["baseline"] == tr.baseline and exact["check"]["ok"] is True
+    assert [t["reward"] for t in exact["tokens"]] == list(tr.rewards)
+    assert [t["prefix_score"] for t in exact["tokens"]] == list(tr.prefix_scores)
+    assert [(t["start"], t["end"]) for t in exact["tokens"]] == [tuple(o) for o in tr.offsets]
+    assert str(ROOT) not in json.dumps(exact), "no server path in what a visitor receives"
+    csv, js, page = map(Path, handlers.downloads(ctx, tr))
     import pandas as pd
 
     assert list(pd.read_csv(csv, keep_default_na=False)["text"]) == tr.texts
@@ -130,9 +139,9 @@ def test_token_limit_and_bad_options(ctx, monkeypatch):
 
 
 def test_xss_renders_as_text(ctx):
-    heat, fig, numbers, table, files, tr = explore(ctx, response=XSS)
+    heat, fig, numbers, table, exact, tr = explore(ctx, response=XSS)
     outputs = {"heatmap": heat, "numbers": numbers, "step": handlers.step_view(tr, 3),
-               "html file": Path(files[2]).read_text(encoding="utf-8")}
+               "html file": Path(handlers.downloads(ctx, tr)[2]).read_text(encoding="utf-8")}
     html, _ = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, XSS, progress=quiet)
     outputs["methods"] = html
     outputs["pair"] = handlers.compare_pair(ctx, ctx.default_rm, PROMPT, XSS, "fine", progress=quiet)
@@ -294,8 +303,11 @@ def test_gradio_client_round_trip(served, model_dir, tmp_path):
     from gradio_client import Client
 
     client = Client(served.local_url, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
-    heat, plot, numbers, table, files = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
+    heat, plot, numbers, table, exact = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
     assert heat.count('<span class="tok') == len(table["data"]) > 0 and "✓ sums match" in numbers
+    assert len(exact["tokens"]) == len(table["data"]) and exact["check"]["ok"] is True
+    assert sum(t["reward"] for t in exact["tokens"]) == pytest.approx(exact["score"] - exact["baseline"], rel=1e-9)
+    files = client.predict(api_name="/downloads")  # this session's last result
     assert plot["type"] == "plotly" and len(files) == 3 and all(Path(f).exists() for f in files)
     # errors come back as messages and the server keeps serving
     from gradio_client.exceptions import AppError

@@ -5,8 +5,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from functools import partial
+
 import gradio as gr
 import pytest
+import torch
 
 from app import policies_tab
 from app.context import AppContext, RMChoice
@@ -100,30 +103,87 @@ def test_through_gradio_client(setup):
 
 
 def test_live_runs_step_both_methods(setup):
+    from red_core import load_policy, load_reward_model
     from red_core.train.live import live_figure, live_runs
 
-    prompts = setup["root"] / "prompts.txt"
-    prompts.write_text("The movie was\nHello\n")
-    events = list(live_runs(steps=1, batch_size=2, max_new_tokens=3, policy=setup["before"], reward_model=setup["rm"],
-                            prompts=str(prompts), threads=1))
+    policy, tok = load_policy(setup["before"])
+    weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    rm = load_reward_model(setup["rm"])
+    events = list(live_runs(policy, tok, rm, ["The movie was", "Hello"], steps=1, batch_size=2, max_new_tokens=3,
+                            threads=1))
     assert len(events) == 2 and all("reward" in message for _, message in events)
     history = events[-1][0]
     assert [len(v) for v in history.values()] == [1, 1]
     assert len(live_figure(history).data) == 4
+    assert all(torch.equal(v, weights[k]) for k, v in policy.state_dict().items()), "the caller's policy is not trained"
+
+
+def small_live_runs(monkeypatch):
+    import red_core.train.live as live
+
+    monkeypatch.setattr(live, "live_runs", partial(live.live_runs, threads=1))
+    monkeypatch.setattr(policies_tab, "LIVE_BATCH_SIZE", 2)
+    monkeypatch.setattr(policies_tab, "LIVE_NEW_TOKENS", 3)
+    monkeypatch.setattr(policies_tab, "_default_prompts", lambda: ["The movie was"])
 
 
 def test_train_live_handler_streams_figures(setup, monkeypatch):
-    from functools import partial
-
-    import red_core.train.live as live
-
-    prompts = setup["root"] / "prompts-live.txt"
-    prompts.write_text("The movie was\n")
-    monkeypatch.setattr(live, "live_runs", partial(live.live_runs, policy=setup["before"], reward_model=setup["rm"],
-                                                   prompts=str(prompts), threads=1))
-    monkeypatch.setattr(policies_tab, "LIVE_BATCH_SIZE", 2)
+    small_live_runs(monkeypatch)
     outs = list(policies_tab.train_live(setup["ctx"], 1, 0, "policy", progress=no_progress))
     assert len(outs) == 3 and outs[-1][1].startswith("✓")  # one update per method, then the final one
     assert len(outs[-1][0].data) == 4
     with pytest.raises(gr.Error, match="MAX_LIVE_STEPS"):
         list(policies_tab.train_live(setup["ctx"], policies_tab.MAX_LIVE_STEPS + 1, 0, progress=no_progress))
+
+
+def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkeypatch):
+    """Two visitors press Train at once, then a third: all succeed, and Generate still works afterwards."""
+    import threading
+
+    from gradio_client import Client
+
+    import time
+
+    import red_core.train.live as live
+
+    small_live_runs(monkeypatch)
+    spans, inner = [], live.live_runs
+
+    def timed(*args, **kwargs):  # records when each run starts and ends
+        t0 = time.monotonic()
+        yield from inner(*args, **kwargs)
+        spans.append((t0, time.monotonic()))
+
+    monkeypatch.setattr(live, "live_runs", timed)
+    ctx = setup["ctx"]
+    with gr.Blocks() as demo:
+        ctx.rm_state = gr.State(ctx.default_rm)
+        policies_tab.build(ctx)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        results, errors = [], []
+        start = threading.Barrier(2)
+
+        def visitor(seed):
+            client = Client(demo.local_url, verbose=False)
+            start.wait()  # both requests are sent together: the runs would overlap without the queue
+            try:
+                results.append(client.predict(2, seed, "policy", api_name="/policies_train_live"))
+            except Exception as err:  # noqa: BLE001 - collected and asserted below
+                errors.append(err)
+
+        threads = [threading.Thread(target=visitor, args=(s,)) for s in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert errors == [] and len(results) == 2 and all(status.startswith("✓") for _, status in results)
+        assert len(spans) == 2 and (spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0]), "runs must not overlap"
+        third = Client(demo.local_url, verbose=False).predict(2, 2, "policy", api_name="/policies_train_live")
+        assert third[1].startswith("✓")
+        status, *_ , numbers = Client(demo.local_url, verbose=False).predict(
+            setup["before"], setup["after"], "", "The movie was", 1, 3, 1.0, 1.0, 0, api_name="/policies_generate")
+        assert status.startswith("✓") and numbers["before"]["n"] == 1
+    finally:
+        demo.close()

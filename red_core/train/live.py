@@ -1,10 +1,11 @@
 """Short side-by-side PPO runs (RED vs sparse) stepped together, for a live reward curve.
 
-    for history, message in live_runs(steps=15):   # history: {"red": [metrics, ...], "sparse": [...]}
-        fig = live_figure(history)
+    for history, message in live_runs(policy, tokenizer, rm, prompts, steps=15):
+        fig = live_figure(history)     # history: {"red": [metrics, ...], "sparse": [...]}
 
 Both runs start from the same policy, use the same seed and settings and differ only in the credit
-method. Nothing is written to disk.
+method. The caller hands in the models (the app takes them from its locked model cache); each run
+trains its own copy of the policy, so the caller's model never changes. Nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -12,25 +13,26 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from red_core.models import load_policy, load_reward_model
 from red_core.train.config import TrainConfig
 from red_core.train.ppo import PPOTrainer
 
 COLOURS = {"red": "#2166ac", "sparse": "#b2182b", "uniform": "#4d9221", "abc": "#8c510a"}
 
 
-def live_runs(*, steps: int = 15, seed: int = 0, batch_size: int = 8, max_new_tokens: int = 12,
-              methods: tuple[str, ...] = ("red", "sparse"), policy: str | None = None, reward_model: str | None = None,
-              prompts: str | None = None, **overrides):
-    """Generator of (history, message) after every step of every method."""
-    model, tok = load_policy(policy, dtype="float32")
-    rm = load_reward_model(reward_model)
+def live_runs(policy, tokenizer, rm, prompts: list[str], *, steps: int = 15, seed: int = 0, batch_size: int = 8,
+              max_new_tokens: int = 12, methods: tuple[str, ...] = ("red", "sparse"), **overrides):
+    """Generator of (history, message) after every step of every method.
+
+    policy, tokenizer: a causal LM and its tokenizer (copied per method, never changed);
+    rm: a red_core RewardModel (read only); prompts: the prompts to sample from.
+    """
     trainers = {}
     for m in methods:
-        cfg = TrainConfig(policy=policy, reward_model=reward_model, prompts=prompts, method=m, steps=steps,
-                          batch_size=batch_size, minibatch_size=max(1, batch_size // 2), max_new_tokens=max_new_tokens,
-                          seed=seed, progress=False, out=tempfile.gettempdir(), **overrides)
-        trainers[m] = PPOTrainer(cfg, policy=copy.deepcopy(model), tokenizer=tok, rm=rm)
+        cfg = TrainConfig(method=m, steps=steps, batch_size=batch_size, minibatch_size=max(1, batch_size // 2),
+                          max_new_tokens=max_new_tokens, seed=seed, progress=False, out=tempfile.gettempdir(),
+                          **overrides)
+        trainers[m] = PPOTrainer(cfg, policy=copy.deepcopy(policy).float(), tokenizer=tokenizer, rm=rm,
+                                 prompts=list(prompts))
     history: dict[str, list[dict]] = {m: [] for m in methods}
     for step in range(steps):
         for m, trainer in trainers.items():
