@@ -1,6 +1,36 @@
-"""Shared fixtures: tiny random reward models built in-process, saved, and loaded the way users load them."""
+"""Shared fixtures: tiny random reward models built in-process, saved, and loaded the way users load them.
 
+Also a check that the tests depend on nothing outside the repository: every file read by Python code
+during the session (this process and the Python processes it starts) is recorded with the test that
+read it, and the session fails at the end if any lies outside the repository, the virtual environment,
+the temp folder and the system folders of tests/data/read_audit/red_read_audit.py (SYSTEM_ALLOWED).
+"""
+
+import importlib.util
+import json
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# ----------------------------------------------------------------------------- read audit, part 1
+# Started before torch, transformers and red_core are imported, so that it sees their reads too.
+ROOT = Path(__file__).resolve().parents[1]
+_AUDIT_DIR = Path(__file__).resolve().parent / "data" / "read_audit"
+_spec = importlib.util.spec_from_file_location("red_read_audit", _AUDIT_DIR / "red_read_audit.py")
+read_audit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(read_audit)
+sys.modules.setdefault("red_read_audit", read_audit)
+READS = read_audit.Recorder("<collection>").start()
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="red-tests-"))
+(_SESSION_TMP / "reads").mkdir()
+os.environ[read_audit.ENV_DIR] = str(_SESSION_TMP / "reads")  # Python child processes write their reads here
+os.environ["PYTHONPATH"] = os.pathsep.join([str(_AUDIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
+# An empty Hugging Face home (before huggingface_hub is imported): the tests use local folders only and must
+# not see this machine's hub cache or token (gradio_client reads the token file to send it as a header).
+os.environ["HF_HOME"] = str(_SESSION_TMP / "hf-home")
+_OUTSIDE: list = []
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: no hub look-ups in tests
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -52,3 +82,39 @@ def rm_bert(model_dir):
 @pytest.fixture(scope="session")
 def rm_deberta(model_dir):
     return load_reward_model(model_dir("deberta"))
+
+
+# ----------------------------------------------------------------------------- read audit, part 2
+
+@pytest.fixture
+def read_recorder():
+    """The session's recorder: `read_recorder.reads` maps each path read so far to the test that first read it."""
+    return READS
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    READS.label = os.environ[read_audit.ENV_TEST] = item.nodeid
+    yield
+    READS.label = os.environ[read_audit.ENV_TEST] = "<after the tests>"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    READS.on = False
+    reads = {**read_audit.child_reads(_SESSION_TMP / "reads"), **READS.reads}
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+    if os.environ.get("RED_READ_AUDIT_LOG"):  # every read, allowed or not, for a look at what the suite reads
+        Path(os.environ["RED_READ_AUDIT_LOG"]).write_text(json.dumps(reads, indent=0, sort_keys=True))
+    basetemp = session.config.option.basetemp
+    _OUTSIDE[:] = read_audit.outside_reads(reads, read_audit.allowed_roots(ROOT, [basetemp] if basetemp else []))
+    if _OUTSIDE and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _OUTSIDE:
+        terminalreporter.section("reads outside the repository", red=True)
+        terminalreporter.line("The tests must not depend on files that a fresh clone and its virtual environment "
+                              "lack. Allowed outside it: SYSTEM_ALLOWED in tests/data/read_audit/red_read_audit.py.")
+        for line in read_audit.format_report(_OUTSIDE):
+            terminalreporter.line(line, red=not line.startswith(" "))

@@ -145,6 +145,8 @@ def test_examples_file():
 # ----------------------------------------------------------------------------- the recipe
 
 def test_config_validation():
+    # the corpus folder is checked where it is read, so --cards-only and --help work without it
+    assert recipe.RecipeConfig(fortune_dir="/nonexistent").fortune_dir == "/nonexistent"
     with pytest.raises(ValueError, match="heldout_frac"):
         recipe.RecipeConfig(heldout_frac=0.0)
     with pytest.raises(ValueError, match="must divide"):
@@ -152,6 +154,28 @@ def test_config_validation():
     with pytest.raises(ValueError, match="newline"):
         recipe.RecipeConfig(prompts=("No newline",))
     assert recipe.RecipeConfig(exclude_files="a, b").exclude_files == ("a", "b")
+
+
+def test_missing_corpus_says_how_to_get_it(tmp_path):
+    for folder in (tmp_path / "missing", tmp_path):  # no folder; a folder without fortune files
+        cfg = recipe.RecipeConfig(fortune_dir=str(folder), out_dir=str(tmp_path / "out"))
+        with pytest.raises(FileNotFoundError, match="apt-get install fortunes fortunes-min") as err:
+            recipe.build_corpus(cfg)
+        assert "--fortune-dir" in str(err.value)
+
+
+def test_tiny_reads_the_corpus_shipped_with_the_tests(tmp_path):
+    cfg = recipe.parse_args(["--tiny", "--out-dir", str(tmp_path)])
+    assert cfg.tiny and Path(cfg.fortune_dir) == recipe.MINI_FORTUNE_DIR == ROOT / "tests" / "data" / "fortunes-mini"
+    assert recipe.parse_args(["--tiny", "--fortune-dir", "/x", "--out-dir", str(tmp_path)]).fortune_dir == "/x"
+    assert recipe.RecipeConfig().fortune_dir == recipe.DEBIAN_FORTUNE_DIR  # the full build: Debian's packages
+    fortunes = recipe.read_fortunes(cfg)
+    assert len(fortunes) > 80 and not any("--" in f or "/\\" in f for f in fortunes)  # attributions, ascii-art
+    train, held = recipe.build_corpus(cfg)
+    assert len(train) > 60 and len(held) > cfg.credit_texts
+    lab = recipe.VaderLabeller()
+    labels = np.array([lab.compound(s) for s in train + held])
+    assert min((labels > 0.05).sum(), (labels < -0.05).sum(), (np.abs(labels) <= 0.05).sum()) >= 20, labels
 
 
 def test_labeller_word_valences():
@@ -183,3 +207,81 @@ def test_recipe_tiny_end_to_end(tmp_path):
     rm_tiny = red_core.load_reward_model(tmp_path / "reward")
     tr = red_core.token_rewards(rm_tiny, "", "A short test.", method="red")
     assert np.isclose(tr.rewards.sum(), tr.score - tr.baseline, atol=1e-5)
+    # --cards-only rewrites the same cards from evaluation.json alone (no corpus, no training)
+    cards = {sub: (tmp_path / sub / "README.md").read_text() for sub in ("reward", "policy-base")}
+    assert "fortunes-mini" in cards["reward"] and "Debian packages" not in cards["reward"]
+    for sub in cards:
+        (tmp_path / sub / "README.md").unlink()
+    recipe.main(["--cards-only", "--out-dir", str(tmp_path)])
+    assert {sub: (tmp_path / sub / "README.md").read_text() for sub in cards} == cards
+
+
+# ----------------------------------------------------------------------------- the read audit (tests/conftest.py)
+# The recipe's tests must pass on a fresh machine, so they must not read Debian's fortunes. The session
+# records every read and fails at the end on any outside the repository, the environment and a few
+# system folders; these tests show that such a read is caught and named with the test that made it.
+
+def _audit():
+    import sys
+
+    return sys.modules["red_read_audit"]  # loaded by tests/conftest.py
+
+
+def test_read_audit_flags_a_read_of_debian_fortunes():
+    import os
+    import sys
+
+    audit = _audit()
+    rec = audit.Recorder("tests/x.py::test_reads_fortunes")  # not installed as a hook: fed by hand
+    outside = ["/usr/share/games/fortunes/fortunes", "/usr/share/games/fortunes", "/root/.cache/huggingface/token"]
+    inside = [str(ROOT / "assets" / "examples.json"), os.path.join(sys.prefix, "lib", "x.py"), "/proc/self/status",
+              "/etc/ssl/certs/ca-certificates.crt", "/usr/lib/x86_64-linux-gnu/libgomp.so.1",
+              "/usr/share/zoneinfo/UTC", os.path.join(__import__("tempfile").gettempdir(), "x")]
+    rec.event("open", (outside[0], "r", os.O_RDONLY | os.O_CLOEXEC))
+    rec.event("os.listdir", (outside[1],))
+    rec.event("open", (outside[2].encode(), None, os.O_RDONLY))
+    rec.event("open", ("/usr/share/games/written", "w", os.O_WRONLY | os.O_CREAT))  # a write, not a read
+    rec.event("open", (3, "r", 0))  # a file descriptor
+    rec.event("compile", (None, "<x>"))  # other events are ignored
+    for path in inside:
+        rec.event("open", (path, "r", os.O_RDONLY))
+    roots = audit.allowed_roots(ROOT)
+    found = audit.outside_reads(rec.reads, roots)
+    assert found == sorted(("tests/x.py::test_reads_fortunes", p) for p in outside)
+    report = "\n".join(audit.format_report(found))
+    assert "tests/x.py::test_reads_fortunes read 3 path(s)" in report and "/usr/share/games/fortunes/fortunes" in report
+    assert audit.outside_reads({"/usr/lib/../share/games/fortunes/x": "t"}, roots) == [
+        ("t", "/usr/share/games/fortunes/x")]
+
+
+def test_read_audit_follows_links(tmp_path):
+    audit = _audit()
+    (tmp_path / "corpus").symlink_to("/usr/share/games/fortunes")  # an allowed folder, a target outside
+    found = audit.outside_reads({str(tmp_path / "corpus" / "fortunes"): "t"}, audit.allowed_roots(ROOT))
+    assert found == [("t", f"{tmp_path}/corpus/fortunes -> /usr/share/games/fortunes/fortunes")]
+
+
+def test_read_audit_records_this_process(read_recorder, request, tmp_path):
+    import os
+
+    (tmp_path / "a.txt").write_text("x")  # a write: not recorded
+    assert str(tmp_path / "a.txt") not in read_recorder.reads
+    (tmp_path / "a.txt").read_text()
+    os.listdir(tmp_path)
+    assert read_recorder.reads[str(tmp_path / "a.txt")] == request.node.nodeid
+    assert read_recorder.reads[str(tmp_path)] == request.node.nodeid
+
+
+def test_read_audit_covers_python_child_processes(request, tmp_path):
+    """A Python process started by a test records its reads too (sitecustomize on PYTHONPATH), under its test."""
+    import os
+    import subprocess
+    import sys
+
+    audit = _audit()
+    code = "try:\n open('/usr/share/games/fortunes/fortunes')\nexcept OSError:\n pass"
+    env = {**os.environ, audit.ENV_DIR: str(tmp_path)}  # not the session's folder: the session must still pass
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    found = audit.outside_reads(audit.child_reads(tmp_path), audit.allowed_roots(ROOT))
+    assert [p for _, p in found] == ["/usr/share/games/fortunes/fortunes"]
+    assert found[0][0].startswith(request.node.nodeid + " (child process")

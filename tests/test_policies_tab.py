@@ -139,10 +139,9 @@ def test_train_live_handler_streams_figures(setup, monkeypatch):
 def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkeypatch):
     """Two visitors press Train at once, then a third: all succeed, and Generate still works afterwards."""
     import threading
+    import time
 
     from gradio_client import Client
-
-    import time
 
     import red_core.train.live as live
 

@@ -2,9 +2,14 @@
 
 Run from the repository root:
 
-    python -m red_core.recipes.defaults                  # full build into assets/models/ (~15 min, 2 CPU cores)
+    python -m red_core.recipes.defaults                  # full build into assets/models/ (~25 min on 2 CPU cores)
     python -m red_core.recipes.defaults --tiny           # smoke run in seconds into a temporary folder
+    python -m red_core.recipes.defaults --cards-only     # rewrite the model cards from evaluation.json
     python -m red_core.recipes.defaults --help           # every setting, with its help text
+
+Only the full build needs the Debian packages (`apt-get install fortunes fortunes-min`), or another
+folder of fortune files given with `--fortune-dir`. `--tiny` reads the small corpus written for the
+tests (tests/data/fortunes-mini), and `--cards-only` reads no corpus at all.
 
 Everything comes from package registries, nothing from the Hugging Face Hub:
 
@@ -59,6 +64,10 @@ from red_core.options import add_dataclass_args, option
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT_DIR = REPO_ROOT / "assets" / "models"
 EXAMPLES_FILE = REPO_ROOT / "assets" / "examples.json"
+DEBIAN_FORTUNE_DIR = "/usr/share/games/fortunes"  # Debian packages fortunes-min and fortunes: the full build
+# A few hundred original sentences in the same format, written for the tests: what --tiny reads (the full
+# build needs the Debian packages; the tests and the smoke run do not).
+MINI_FORTUNE_DIR = REPO_ROOT / "tests" / "data" / "fortunes-mini"
 REWARD_SUBDIR, POLICY_SUBDIR = "reward", "policy-base"
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2
 
@@ -91,7 +100,9 @@ class RecipeConfig:
     seed: int = _opt(0, "seed for every random choice (data split, prompts, augmentation, init, batches, sampling)")
     threads: int = _opt(2, "torch CPU threads (torch.set_num_threads)")
     # corpus
-    fortune_dir: str = _opt("/usr/share/games/fortunes", "folder with the Debian fortune files")
+    fortune_dir: str = _opt(DEBIAN_FORTUNE_DIR, "folder of fortune files (entries separated by lines holding only %); "
+                            "the default comes from `apt-get install fortunes fortunes-min`, --tiny reads "
+                            "tests/data/fortunes-mini")
     exclude_files: tuple = _opt(("ascii-art", "translate-me"), "fortune files to skip (comma-separated on the command line)")
     min_words: int = _opt(3, "shortest sentence kept, in whitespace-separated words")
     max_words: int = _opt(30, "longest sentence kept, in whitespace-separated words")
@@ -168,16 +179,14 @@ class RecipeConfig:
             raise ValueError(f"max_length {self.max_length} is too short for {self.max_words}-word texts")
         if not self.prompts or any(not p.endswith("\n") for p in self.prompts):
             raise ValueError("prompts must be non-empty and each must end with a newline")
-        if not Path(self.fortune_dir).is_dir():
-            raise ValueError(f"fortune_dir {self.fortune_dir} not found: install the Debian packages "
-                             "`fortunes-min` and `fortunes` (apt-get install fortunes)")
         if self.weight_decay < 0 or self.rm_lr <= 0 or self.policy_lr <= 0:
             raise ValueError("learning rates must be > 0 and weight_decay >= 0")
 
     @classmethod
     def make_tiny(cls, **overrides) -> RecipeConfig:
-        """A smoke configuration: a few hundred sentences, one-layer models, a few seconds end to end."""
-        settings = dict(tiny=True, threads=1, max_texts=400, heldout_frac=0.25, aug_copies=1, vocab_size=400,
+        """A smoke configuration: the small corpus of the tests, one-layer models, a few seconds end to end."""
+        settings = dict(tiny=True, threads=1, fortune_dir=str(MINI_FORTUNE_DIR), max_texts=400, heldout_frac=0.25,
+                        aug_copies=1, vocab_size=400,
                         rm_hidden=32, rm_layers=1, rm_heads=2, rm_kv_heads=1, rm_intermediate=64, rm_epochs=1,
                         policy_hidden=32, policy_layers=1, policy_heads=2, policy_kv_heads=1,
                         policy_intermediate=64, policy_epochs=1, eval_pairs=200, credit_texts=24,
@@ -194,11 +203,25 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')]?\s+(?=[\"'(]?[A-Z])")
 _PLAIN = re.compile(r"[A-Za-z0-9 .,;:!?'\"()\-]+")
 
 
-def read_fortunes(cfg: RecipeConfig) -> list[str]:
-    """Every fortune of every file (attribution lines dropped, whitespace collapsed), in file order."""
-    files = sorted(p for p in Path(cfg.fortune_dir).iterdir()
+def fortune_files(cfg: RecipeConfig) -> list[Path]:
+    """The fortune files the corpus is read from; a clear error when there are none."""
+    folder = Path(cfg.fortune_dir)
+    hint = ("the full build reads Debian's fortune collections: `apt-get install fortunes fortunes-min`; "
+            "or pass --fortune-dir FOLDER (files of entries separated by lines that hold only '%'; "
+            "--tiny reads the small corpus in tests/data/fortunes-mini)")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"fortune folder {folder} not found: {hint}")
+    files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
                    and p.name not in cfg.exclude_files)
+    if not files:
+        raise FileNotFoundError(f"no fortune files in {folder} (excluded: {', '.join(cfg.exclude_files)}): {hint}")
+    return files
+
+
+def read_fortunes(cfg: RecipeConfig) -> list[str]:
+    """Every fortune of every file (attribution lines dropped, whitespace collapsed), in file order."""
+    files = fortune_files(cfg)
     fortunes = []
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -773,14 +796,21 @@ def _settings_table(cfg: RecipeConfig, keys: list[str]) -> str:
     return "\n".join(f"| `{k}` | {getattr(cfg, k)} |" for k in keys)
 
 
-DATA_CARD = """\
-## Data
+DEBIAN_TEXT_CARD = """\
 - Text: the Debian packages `fortunes-min` and `fortunes` ({fortunes_version}), files in
   `/usr/share/games/fortunes` except {excluded}. Licence: `/usr/share/doc/fortunes/copyright` puts
   fortune-mod under the BSD licence (Copyright (c) 1991 The Regents of the University of California);
   Debian ships the collections in `main`. The fortunes are quotations and jokes from many authors,
   collected over decades; the package gives no per-item licence. The offensive collection
-  (`fortunes-off`) is not used, but some fortunes are dated or crude.
+  (`fortunes-off`) is not used, but some fortunes are dated or crude."""
+
+OTHER_TEXT_CARD = """\
+- Text: the fortune files in `{fortune_dir}`
+  except {excluded} (not the Debian collections the shipped models are built from)."""
+
+DATA_CARD = """\
+## Data
+{text_source}
 - Cut into sentences, kept when {min_words}-{max_words} words of plain ASCII prose; deduplicated
   ({n_sentences} sentences: {n_train} train, {n_heldout} held out, split by a seeded shuffle).
 - Prompts: {prompt_pct}% of texts get one of {n_prompts} neutral prompts (no VADER lexicon word, so they
@@ -808,22 +838,34 @@ LIMITS_CARD = """\
 """
 
 
+def deb_version(package: str) -> str:
+    """The installed version of a Debian package, or "version unknown"."""
+    try:
+        run = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+        return run.stdout.strip() or "version unknown"
+    except OSError:
+        return "version unknown"
+
+
+def is_debian_corpus(cfg: RecipeConfig) -> bool:
+    return Path(cfg.fortune_dir) == Path(DEBIAN_FORTUNE_DIR)
+
+
 def write_cards(cfg: RecipeConfig, out: Path, res: dict, rm, policy) -> None:
     from importlib.metadata import version
 
     import transformers
 
-    def deb_version(package: str) -> str:
-        try:
-            run = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
-            return run.stdout.strip() or "version unknown"
-        except OSError:
-            return "version unknown"
-
     d = res["data"]
+    excluded = ", ".join(f"`{f}`" for f in cfg.exclude_files) or "none"
+    if is_debian_corpus(cfg):
+        # recorded at build time, so --cards-only gives the same card on a machine without the packages
+        text_source = DEBIAN_TEXT_CARD.format(fortunes_version=d.get("fortunes_version") or deb_version("fortunes"),
+                                              excluded=excluded)
+    else:
+        text_source = OTHER_TEXT_CARD.format(fortune_dir=cfg.fortune_dir, excluded=excluded)
     data_card = DATA_CARD.format(
-        fortunes_version=deb_version("fortunes"), excluded=", ".join(f"`{f}`" for f in cfg.exclude_files) or "none",
-        min_words=cfg.min_words, max_words=cfg.max_words, n_sentences=d["n_train"] + d["n_heldout"],
+        text_source=text_source, min_words=cfg.min_words, max_words=cfg.max_words, n_sentences=d["n_train"] + d["n_heldout"],
         n_train=d["n_train"], n_heldout=d["n_heldout"], prompt_pct=round(100 * cfg.prompt_frac),
         n_prompts=len(cfg.prompts), prompt_example=cfg.prompts[0], vader_version=version("vadersentiment"),
         vocab=res["tokenizer"]["vocab_size"]).rstrip("\n")
@@ -988,7 +1030,8 @@ def build(cfg: RecipeConfig) -> dict:
         "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
         "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
                  "n_swapped": sum(ex.source == "swap" for ex in swapped),
-                 "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped)},
+                 "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped),
+                 **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {})},
         "tokenizer": {"vocab_size": len(tokenizer)},
         "rm_train_loss": rm_loss, "policy_train_loss": policy_loss,
         "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
@@ -1015,6 +1058,9 @@ def rewrite_cards(out_dir: str | Path) -> dict:
     cfg = RecipeConfig(**{**settings, "out_dir": str(out), "cards_only": False})
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR)
     policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR)
+    # The saved model is the truth for the accepted length (the shipped models were widened to 512 tokens
+    # after their build; rotary positions, outputs unchanged), whatever evaluation.json recorded.
+    cfg.max_length = rm.config.max_position_embeddings
     write_cards(cfg, out, res, rm, policy)
     return res
 
