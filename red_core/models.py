@@ -24,66 +24,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
+from red_core.records import Encoding, RewardModel, RewardModelError
+from red_core.scoring import detect_kind
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REWARD_MODEL = REPO_ROOT / "assets" / "models" / "reward"
 DEFAULT_POLICY = REPO_ROOT / "assets" / "models" / "policy-base"
 EXAMPLE_REWARD_MODELS = "Skywork/Skywork-Reward-V2-Qwen3-0.6B (causal) or OpenAssistant/reward-model-deberta-v3-large-v2 (encoder)"
 INPUT_FORMATS = ("auto", "concat", "pair")
-
-
-class RewardModelError(ValueError):
-    """A reward model could not be loaded or used; the message says what to do."""
-
-
-@dataclass
-class RewardModel:
-    """A loaded reward model: the transformers model and tokenizer plus what we learned about them."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    name: str  # hub id or folder, as the user gave it
-    kind: str  # "causal": one pass gives every prefix score; "encoder": one pass per prefix
-    label_index: int = 0  # which output of the score head is the reward
-    input_format: str = "auto"  # "auto" (chat template if any, else concat), "concat" or "pair"
-    max_length: int = 2048  # longest input the model takes
-    warnings: list[str] = field(default_factory=list)  # said once at load, copied into every result
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def uses_chat_template(self) -> bool:
-        return self.input_format == "auto" and bool(getattr(self.tokenizer, "chat_template", None))
-
-
-@dataclass
-class Encoding:
-    """One (prompt, response) pair as model input, and which positions carry token rewards."""
-
-    ids: list[int]  # (L,) the full model input
-    start: int  # index in `ids` of the first scored token; ids[:start] is the prompt-only input
-    stop: int  # scored tokens are ids[start:stop]; ids[stop:] is a fixed tail added to every prefix
-    offsets: list[tuple[int, int]]  # (T,) [start, end) character span of each scored token in `response`
-    special: list[bool]  # (T,) template/special token rather than response text
-    texts: list[str]  # (T,) raw text of each scored token (response slice, or the special token)
-    token_type_ids: list[int] | None = None  # (L,) segment ids for pair inputs, else None
-    warnings: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        n = self.stop - self.start
-        if not 0 <= self.start <= self.stop <= len(self.ids):
-            raise ValueError(f"bad encoding bounds start={self.start} stop={self.stop} len={len(self.ids)}")
-        for name in ("offsets", "special", "texts"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"Encoding.{name} has {len(getattr(self, name))} entries, expected {n}")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -339,8 +293,6 @@ def load_reward_model(name_or_path: str | os.PathLike | None = None, *, device: 
     _setup_padding(name, model, tokenizer, warnings)
     rm = RewardModel(model=model, tokenizer=tokenizer, name=name, kind="encoder", label_index=label_index,
                      input_format=input_format, max_length=_max_length(model, tokenizer), warnings=warnings)
-    from red_core.scoring import detect_kind  # scoring imports this module; import here to avoid a cycle
-
     rm.kind = detect_kind(rm)
     if input_format == "pair" and rm.kind == "causal":
         warnings.append("input_format='pair' on a causal RM: the tokenizer's pair form is used as is.")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from red_core.models import Encoding, RewardModel
+from red_core.records import Encoding, RewardModel
 
 SELF_CHECK_RTOL = 1e-4
 # Padded tokens per batch of prefixes. Small on CPU, where bigger batches only add padding and
