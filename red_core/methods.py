@@ -1,16 +1,17 @@
 """Credit methods: turn one sequence score into a reward per token. A plain dict, no registry.
 
 Every method takes a `PrefixScores` (see scoring.py) and returns rewards of shape (T,), one per
-scored token, where token T-1 is the last one (normally end-of-turn / EOS).
+scored token t = 0 .. T-1; the last one, t = T-1, is normally end-of-turn / EOS. (The paper numbers
+the response y_0 .. y_T, so its 1[t = T] is our 1[t = T-1], and its T+1 tokens are our T.)
 
     red      r~_t = R(x, y_<=t) - R(x, y_<=t-1), R(x, y_<=-1) = R(x, ∅)             (paper Eq. 6)
-             r^_t = beta_c * r~_t + (1 - beta_c) * R(x, y) * 1[t = T]               (paper Eq. 7)
+             r^_t = beta_c * r~_t + (1 - beta_c) * R(x, y) * 1[t = T-1]             (paper Eq. 7)
              prompt_baseline=False is the paper's "w/o DI": R(x, y_<=-1) = 0.
     sparse   R(x, y) on the last token (what PPO normally sees).
-    uniform  R(x, y) / (T + 1) on every token.
+    uniform  R(x, y) / T on every one of the T tokens (the paper's R / (T + 1)).
     abc      attention-based credit (Chan et al. 2024): w_t = last-layer attention of the pooled
              token, heads averaged, over response tokens, normalised to sum 1;
-             r_t = beta * R * w_t + (1 - beta) * R * 1[t = T].
+             r_t = beta * R * w_t + (1 - beta) * R * 1[t = T-1].
 """
 
 from __future__ import annotations

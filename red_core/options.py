@@ -2,11 +2,18 @@
 
 Used by every job with a config dataclass (the default-model recipe, RED-PPO training), so each
 setting is written once: its default and help live on the field, and `--help` shows both.
+
+Why not `transformers.HfArgumentParser` (which reads the same `metadata={"help": ...}`): it cannot
+keep a field off the command line (`cli=False`, e.g. the recipe's prompt tuple), it parses tuples
+as strings, and it has no way to leave unset flags out of the namespace, which the recipe needs so
+that `--tiny` presets fill only what the user did not give. This helper is 40 lines and does all
+three; the flags it makes (`--actor-lr`, `--no-resume`) are the ones HfArgumentParser would make.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 
 _TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
@@ -14,8 +21,8 @@ _TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
 
 def option(default, help: str, **meta):
     """A dataclass field with a help text. meta: `choices=[...]`, or `cli=False` to keep it off the command line."""
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **meta})
+    if isinstance(default, (list, dict, set)):  # each instance gets its own copy, never the shared default
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help, **meta})
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 

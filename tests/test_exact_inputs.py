@@ -239,3 +239,17 @@ def test_config_that_is_not_an_object_and_tokens_the_model_lacks(saved, rm_llama
         red_core.token_rewards(rm, "q", "a <|new|> b")
     with pytest.raises(ValueError, match="not a TokenRewards export"):
         red_core.TokenRewards.from_json("{}")
+
+
+def test_config_list_defaults_are_not_shared_between_instances():
+    import dataclasses
+
+    from red_core.options import option
+
+    @dataclasses.dataclass
+    class Config:
+        names: list = option(["a"], "names")
+
+    one, two = Config(), Config()
+    one.names.append("b")
+    assert two.names == ["a"] and Config().names == ["a"]
