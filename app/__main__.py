@@ -67,12 +67,11 @@ def preload(ctx) -> None:
 
 def create(args: argparse.Namespace):
     """(context, demo) for parsed arguments; the default reward model starts loading unless --no-preload."""
-    import torch
-
     from app.context import AppContext
     from app.ui import build_app
+    from red_core.models import set_threads
 
-    torch.set_num_threads(args.threads or default_threads())
+    set_threads(args.threads or default_threads())
 
     ctx = AppContext.create(args.reward_model, args.policy, public=public_mode(args))
     if not args.no_preload:  # in the background: the page is served while the weights load

@@ -18,7 +18,7 @@ import red_core
 from app import limits, render
 from app.context import INPUT_FORMATS, AppContext, RMChoice, display_name
 from app.errors import raw_message, user_error
-from red_core import align, viz
+from red_core import viz
 from red_core.result import TokenRewards
 
 GRANULARITIES = ("token", "word", "sentence")
@@ -322,22 +322,6 @@ def compare_pair(ctx: AppContext, choice, prompt: str, chosen: str, rejected: st
     return html
 
 
-def to_words(tr: TokenRewards) -> TokenRewards:
-    """RED rewards moved onto the response's words by character offsets (sums kept; see align.transfer_rewards)."""
-    spans = align.unit_spans(tr.response, "word")
-    rewards = align.transfer_rewards([e for _, e in tr.offsets], tr.rewards, [e for _, e in spans])
-    start = tr.baseline if tr.baseline is not None and tr.params.get("prompt_baseline", True) else 0.0
-    return TokenRewards(prompt=tr.prompt, response=tr.response, texts=[tr.response[s:e] for s, e in spans],
-                        offsets=spans, token_ids=[[] for _ in spans], special=[False] * len(spans), rewards=rewards,
-                        prefix_scores=start + np.cumsum(rewards), score=tr.score, baseline=tr.baseline,
-                        method=tr.method, params=dict(tr.params), model=tr.model, granularity="word",
-                        warnings=list(tr.warnings), meta=dict(tr.meta))
-
-
-def same_tokens(a: TokenRewards, b: TokenRewards) -> bool:
-    return a.offsets == b.offsets and a.token_ids == b.token_ids and a.special == b.special
-
-
 def compare_models(ctx: AppContext, choice, other: str | None, prompt: str, response: str, shared_scale: bool = True,
                    progress=gr.Progress()):
     """Two reward models on one text: token by token if they tokenise alike, else word by word."""
@@ -350,9 +334,9 @@ def compare_models(ctx: AppContext, choice, other: str | None, prompt: str, resp
     a = score(ctx, choice_a, prompt, response, progress=progress)
     progress(0.6, desc=f"model B: {display_name(choice_b.name)}")
     b = score(ctx, choice_b, prompt, response, progress=progress)
-    level = "token" if same_tokens(a, b) else "word"
+    level = "token" if a.same_tokens(b) else "word"
     if level == "word":
-        a, b = to_words(a), to_words(b)
+        a, b = a.on_words(), b.on_words()
     sa, sb = viz.symmetric_scale(a.rewards), viz.symmetric_scale(b.rewards)
     if shared_scale:
         sa = sb = max(sa, sb)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app import limits
 from app.cache import hub_parameter_count
-from red_core.models import REPO_ROOT, RewardModelError
+from red_core.models import REPO_ROOT, RewardModelError, resolve_device
 
 ALLOWLIST_FILE = Path(__file__).resolve().parent / "allowlist.json"
 KINDS = ("reward", "policy")
@@ -73,9 +73,7 @@ def scrub(message: str) -> str:
 
 
 def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return resolve_device("auto") == "cuda"
 
 
 @dataclass

@@ -162,20 +162,6 @@ def step_html(tr, k: int, *, show_special: bool = True) -> str:
     allp = [start, *map(float, tr.prefix_scores)]
     lo, hi = min(allp), max(allp)
     pad = 0.05 * ((hi - lo) or 1.0)
-    spans = []
-    for j in idx:
-        text, sp = tr.texts[j], tr.special[j]
-        body = esc(text)
-        if not sp and "\n" in text:
-            body = body.replace("\n", '<span class="nl">↵</span>\n')
-        cls = "tok" + (" special" if sp else "") + (" empty" if text == "" else "")
-        if j > i:
-            spans.append(f'<span class="{cls} future" data-i="{j}">{body}</span>')
-            continue
-        cls += " active" if j == i else ""
-        r = float(tr.rewards[j])
-        spans.append(f'<span class="{cls}" data-i="{j}" style="background:{viz.color(r, scale)};'
-                     f'color:{viz.text_color(r, scale)}">{body}</span>')
     ids = ",".join(map(str, tr.token_ids[i]))
     head = (f'<div class="red-box"><b>Step {k + 1} / {len(idx)}</b> · {esc(tr.granularity)} '
             f'<code>{esc(tr.tokens[i])}</code> (id {esc(ids)})</div>')
@@ -185,7 +171,7 @@ def step_html(tr, k: int, *, show_special: bool = True) -> str:
               f'running sum {float(np.sum(tr.rewards[:i + 1])):+.4f}</div>')
     return (STYLE + '<div class="red-step">' + head + moving +
             _gauge(lo - pad, hi + pad, prev, cur, reward, scale) +
-            '<div class="red-heatmap">' + "".join(spans) + "</div></div>")
+            viz.tokens_html(tr, scale=scale, show_special=show_special, active=i, upto=i) + "</div>")
 
 
 # ----------------------------------------------------------------------------- compare

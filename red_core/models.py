@@ -55,6 +55,11 @@ def _resolve_dtype(dtype, device: str):
     return names[dtype]
 
 
+def set_threads(n: int) -> None:
+    """Torch threads for this process (CPU inference); a server with several workers gives each a share."""
+    torch.set_num_threads(max(1, int(n)))
+
+
 def resolve_device(device: str | None) -> str:
     """'auto'/None -> 'cuda' when a GPU is present, else 'cpu'."""
     if device in (None, "auto"):

@@ -117,6 +117,23 @@ class TokenRewards:
             model=self.model, granularity=level if isinstance(level, str) else f"k={level}",
             warnings=list(self.warnings), meta=dict(self.meta))
 
+    def on_words(self) -> TokenRewards:
+        """The rewards moved onto the response's words by character offsets (align.transfer_rewards): every
+        tokenizer's result lands on the same word units, so two reward models can be compared word by word.
+        Sums are kept; prefix scores chain from the baseline (0 without the prompt baseline)."""
+        spans = align.unit_spans(self.response, "word")
+        rewards = align.transfer_rewards([e for _, e in self.offsets], self.rewards, [e for _, e in spans])  # (W,)
+        start = self.baseline if self.baseline is not None and self.params.get("prompt_baseline", True) else 0.0
+        return TokenRewards(prompt=self.prompt, response=self.response, texts=[self.response[s:e] for s, e in spans],
+                            offsets=spans, token_ids=[[] for _ in spans], special=[False] * len(spans), rewards=rewards,
+                            prefix_scores=start + np.cumsum(rewards), score=self.score, baseline=self.baseline,
+                            method=self.method, params=dict(self.params), model=self.model, granularity="word",
+                            warnings=list(self.warnings), meta=dict(self.meta))
+
+    def same_tokens(self, other: TokenRewards) -> bool:
+        """Both results cut the response into the same tokens (same spans, ids and special marks)."""
+        return self.offsets == other.offsets and self.token_ids == other.token_ids and self.special == other.special
+
     def without_special(self) -> TokenRewards:
         """Only the response tokens (special tokens dropped; their rewards are then missing from the sum)."""
         keep = [i for i, s in enumerate(self.special) if not s]

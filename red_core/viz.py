@@ -68,23 +68,32 @@ def summary_html(tr) -> str:
             f'sum of rewards = {fmt(c["sum"])} · expected {fmt(c["expected"])} {mark}</div>')
 
 
-def tokens_html(tr, *, scale: float, show_special: bool = True, active: int | None = None) -> str:
-    """The heatmap body: one span per token, escaped, with a tooltip."""
+def tokens_html(tr, *, scale: float, show_special: bool = True, active: int | None = None,
+                upto: int | None = None) -> str:
+    """The heatmap body: one span per token, escaped, with a tooltip. `active` outlines one token; with
+    `upto`, tokens after it are "future" ones (class `future`, no colour, no tooltip), as in a step-through."""
     parts = []
     for i, (text, special) in enumerate(zip(tr.texts, tr.special)):
         if special and not show_special:
+            continue
+        if upto is not None and i > upto:
+            classes = "tok future" + (" special" if special else "") + (" empty" if text == "" else "")
+            parts.append(f'<span class="{classes}" data-i="{i}">{_body(text, special)}</span>')
             continue
         r, p = float(tr.rewards[i]), float(tr.prefix_scores[i])
         ids = ",".join(map(str, tr.token_ids[i]))
         tip = f"#{i} · id {ids} · {text!r} · reward {r:+.4f} · prefix score {p:+.4f}"
         classes = "tok" + (" special" if special else "") + (" empty" if text == "" else "") + (" active" if i == active else "")
-        body = html.escape(text)
-        if not special and "\n" in text:
-            body = body.replace("\n", '<span class="nl">↵</span>\n')
         parts.append(f'<span class="{classes}" data-i="{i}" data-reward="{r:.6g}" '
                      f'style="background:{color(r, scale)};color:{text_color(r, scale)}" '
-                     f'title="{html.escape(tip, quote=True)}">{body}</span>')
+                     f'title="{html.escape(tip, quote=True)}">{_body(text, special)}</span>')
     return '<div class="red-heatmap">' + "".join(parts) + "</div>"
+
+
+def _body(text: str, special: bool) -> str:
+    """A token's text, escaped, with a visible ↵ before each newline of response text."""
+    body = html.escape(text)
+    return body.replace("\n", '<span class="nl">↵</span>\n') if not special and "\n" in text else body
 
 
 def heatmap_html(tr, *, scale: float | None = None, show_special: bool = True, title: str | None = None,

@@ -214,7 +214,7 @@ def test_compare_models_word_level_when_tokenizers_differ(ctx, model_dir):
 
 def test_to_words_keeps_prefix_scores(ctx):
     *_, tr = explore(ctx)
-    words = handlers.to_words(tr)
+    words = tr.on_words()
     assert words.check()["ok"] and words.prefix_scores[-1] == pytest.approx(tr.prefix_scores[-1], abs=1e-5)
     assert "".join(words.texts) == RESPONSE
 
