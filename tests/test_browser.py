@@ -2,8 +2,11 @@
 
 Types a prompt and a response, clicks Score, checks the heatmap has one coloured element per token,
 that the page asked no other host for anything (no CDN), that a response full of HTML renders as
-text, and that the step-through moves. Screenshots go to a temporary folder, or to
-$RED_SCREENSHOT_DIR when set (bench/results/ keeps the ones described in the issue note).
+text, and that the step-through moves. A second app in public mode checks that a typed server path
+(an existing folder, a file, a missing path) or an unlisted hub id gets one identical refusal in a
+toast that names none of them, and that scoring still works; markup typed as a model name shows as
+text in the toast. Screenshots go to a temporary folder, or to $RED_SCREENSHOT_DIR when set
+(bench/results/ keeps the ones described in the issue note).
 """
 
 import os
@@ -44,20 +47,52 @@ def app_url(model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def public_app_url(tmp_path_factory):
+    """The app as a Space runs it: public mode, the bundled default models (assets/models, offline)."""
+    from app.context import AppContext
+    from app.ui import build_app, launch_kwargs
+
+    ctx = AppContext.create(public=True, examples=[], files_dir=tmp_path_factory.mktemp("public-downloads"))
+    demo = build_app(ctx)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", free_port()))
+    yield demo.local_url, ctx
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium for the module (playwright's sync API cannot be started twice at once)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.foreign = []  # requests to any host but the app's
-        pg.dialogs = []
-        host = urlparse(app_url[0]).hostname
-        pg.on("request", lambda r: urlparse(r.url).hostname not in (host, None) and pg.foreign.append(r.url))
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-        pg.goto(app_url[0], wait_until="load")
-        pg.wait_for_selector("#score-btn", timeout=30_000)
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url, width=1400, height=1000):
+    pg = browser.new_page(viewport={"width": width, "height": height})
+    pg.foreign = []  # requests to any host but the app's
+    pg.dialogs = []
+    host = urlparse(url).hostname
+    pg.on("request", lambda r: urlparse(r.url).hostname not in (host, None) and pg.foreign.append(r.url))
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.goto(url, wait_until="load")
+    pg.wait_for_selector("#score-btn", timeout=30_000)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    pg = open_page(browser, app_url[0])
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="module")
+def public_page(browser, public_app_url):
+    pg = open_page(browser, public_app_url[0], width=1280, height=900)
+    yield pg
+    pg.close()
 
 
 def shot(pg, tmp_path, name):
@@ -121,3 +156,109 @@ def test_error_message_and_server_keeps_serving(page):
     page.get_by_text("The response is empty").first.wait_for(timeout=10_000)
     score(page, PROMPT, RESPONSE)
     assert page.locator("#heatmap .tok").count() > 0
+
+
+# ----------------------------------------------------------------------------- model picker, toasts, public mode
+
+TOAST = '[data-testid="toast-body"]'
+TOAST_TEXT = '[data-testid="toast-text"]'
+REFUSAL = "This public app loads only these reward models: "
+MARKUP = '<b>bold</b><img src=x onerror="window.__xss=1">'
+TOAST_SETTLED = ("s => { const e = document.querySelector(s); if (!e) return false; const c = getComputedStyle(e);"
+                 " return c.opacity === '1' && ['none', 'matrix(1, 0, 0, 1, 0, 0)'].includes(c.transform); }")
+
+
+def close_toasts(pg):
+    """Close every open toast (they stay 10 s) and wait until none is left, so the next one is read alone."""
+    close = pg.locator(f"{TOAST} [data-testid='toast-close']")
+    for _ in range(20):
+        if not close.count():
+            break
+        try:
+            close.first.click(timeout=2_000)
+        except Exception:  # noqa: BLE001 - it closed by itself meanwhile
+            pass
+    pg.wait_for_selector(TOAST, state="detached", timeout=10_000)
+
+
+def load_model_toast(pg, name: str) -> str:
+    """Type `name` into the reward-model picker, press Load, and return the text of the error toast it brings.
+
+    Also checks that the name typed really went to the server (the request that Load sends carries it).
+    """
+    close_toasts(pg)
+    pg.fill("#rm-picker input", name)
+
+    def sends_name(r):  # Load's request, not another event's (the page's load event may still be going)
+        return (r.method == "POST" and urlparse(r.url).path.endswith("/queue/join")
+                and name in (r.post_data_json or {}).get("data", []))
+
+    with pg.expect_request(sends_name, timeout=20_000):
+        pg.click("#rm-load")
+    pg.wait_for_selector(f"{TOAST} {TOAST_TEXT}", timeout=20_000)
+    return pg.inner_text(f"{TOAST} {TOAST_TEXT}")
+
+
+def status_text(pg) -> str:
+    return pg.inner_text("#rm-status .red-summary")
+
+
+def test_public_mode_refuses_server_paths_with_one_message_and_keeps_scoring(public_page, public_app_url, model_dir,
+                                                                             tmp_path):
+    _, ctx = public_app_url
+    pg = public_page
+    default = ctx.default_rm.name
+    assert default == "assets/models/reward"
+    pg.wait_for_function("d => { const e = document.querySelector('#rm-status .red-summary');"
+                         " return e && e.innerText.includes(d); }", arg=default, timeout=20_000)
+    folder = model_dir("qwen2", chat=True)  # a real model folder on the server: loads fine in local mode
+    assert (Path(folder) / "config.json").exists()
+    names = {
+        "existing model folder": folder,
+        "missing path": str(Path(folder).parent / "no-such-model"),
+        "a file": str(Path(folder) / "config.json"),
+        "system folder": "/etc",
+        "unlisted hub id": "someone/unlisted-reward-model",
+        "markup": MARKUP,
+    }
+    texts = {}
+    for what, name in names.items():
+        text = load_model_toast(pg, name)
+        texts[what] = text
+        assert REFUSAL in text, f"{what}: {text!r}"
+        assert default in text and "python -m app" in text, text
+        assert name not in text and Path(name).name not in text, f"{what}: the toast names what was typed: {text!r}"
+        assert "/tmp" not in text and str(Path.home()) not in text and "no-such" not in text, text
+        status = status_text(pg)
+        assert default in status and name not in status, f"{what}: status changed: {status!r}"
+        if what == "existing model folder":  # while the toast is up (it stays 10 s), once it has slid in
+            pg.wait_for_function(TOAST_SETTLED, arg=TOAST, timeout=5_000)
+            shot(pg, tmp_path, "app-public-refusal.png")
+    assert len(set(texts.values())) == 1, f"the refusals differ, so they tell which paths exist: {texts}"
+    assert pg.evaluate("() => window.__xss") is None and pg.dialogs == []
+    assert pg.locator(f"{TOAST} b, {TOAST} img, img[src='x']").count() == 0
+    close_toasts(pg)
+    # the session still uses the default model: Score on the Explore tab works
+    score(pg, PROMPT, RESPONSE)
+    assert pg.locator("#heatmap span.tok").count() > 0
+    pg.wait_for_function("d => { const t = document.querySelector('#rm-status .red-summary').innerText;"
+                         " return t.includes(d) && t.includes('loaded'); }", arg=default, timeout=20_000)
+    status = status_text(pg)
+    assert default in status and "loaded ✓" in status, status
+    assert pg.foreign == [], f"the page fetched from other hosts: {pg.foreign[:5]}"
+
+
+def test_markup_typed_as_a_model_name_shows_as_text_in_the_toast(page):
+    """Local mode echoes the typed name in its error: it must arrive as text, not as elements."""
+    text = load_model_toast(page, MARKUP)
+    assert "Could not load the reward model" in text, text
+    assert MARKUP in text, f"the toast does not show the name as typed: {text!r}"
+    assert page.locator(f"{TOAST} b, {TOAST} img").count() == 0
+    assert page.locator("img[src='x']").count() == 0
+    html = page.inner_html(f"{TOAST} {TOAST_TEXT}")
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>" not in html, html
+    assert page.evaluate("() => window.__xss") is None and page.dialogs == []
+    assert MARKUP not in status_text(page)  # the session keeps its model
+    close_toasts(page)
+    score(page, PROMPT, RESPONSE)
+    assert page.locator("#heatmap span.tok").count() > 0
