@@ -4,10 +4,13 @@
     summary = train(TrainConfig(method="red", steps=40, out="runs/red"))
 
 Modules: config (TrainConfig), rewards (RM credit + KL penalty), gae (advantages), ppo (the five
-phases, checkpoints, the run), cli (`python -m red_core train`), compare (before/after policies).
+phases, resume, the run), checkpoints (the run folder on disk: checkpoints, metrics, faults), cli
+(`python -m red_core train`), compare (before/after policies).
 """
 
+from red_core.train.checkpoints import RunFolderError, latest_checkpoint, read_metrics
 from red_core.train.config import TrainConfig, read_prompts
-from red_core.train.ppo import PPOTrainer, latest_checkpoint, read_metrics, train
+from red_core.train.ppo import PPOTrainer, train
 
-__all__ = ["PPOTrainer", "TrainConfig", "latest_checkpoint", "read_metrics", "read_prompts", "train"]
+__all__ = ["PPOTrainer", "RunFolderError", "TrainConfig", "latest_checkpoint", "read_metrics", "read_prompts",
+           "train"]

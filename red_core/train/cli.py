@@ -3,7 +3,9 @@
     python -m red_core train --policy P --reward-model R --prompts FILE --method red --steps N --out DIR
 
 Without --policy / --reward-model / --prompts the offline defaults in assets/ are used. A run
-whose OUT folder holds a checkpoint continues from it (--no-resume starts over).
+whose OUT folder holds a checkpoint continues from it (--no-resume starts over). Faults of the run
+folder (a full disk, an unwritable or damaged OUT, history a restart would overwrite) end with one
+`error: ...` line saying what to do and exit status 2, never a traceback; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -30,11 +32,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train; print where everything went and the last step's numbers. 0 on success."""
+    """Train; print where everything went and the last step's numbers. 0 on success.
+
+    Raises ValueError (the caller prints it and exits 2) for bad settings and run-folder faults; an
+    OSError that escaped the run folder's checks becomes one too.
+    """
     from red_core.train.ppo import train
 
     cfg = config_from_args(args)
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to continue {cfg.out} from its last checkpoint",
+              file=sys.stderr)
+        return 130
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        raise ValueError(f"{err.strerror or err}{where}; check the paths and --out") from err
     final = summary["final"] or {}
     print(f"{summary['steps_done']}/{cfg.steps} steps, method {cfg.method}; {summary['critic']}")
     if summary.get("resumed_from"):

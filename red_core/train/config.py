@@ -19,8 +19,12 @@ from red_core.options import option
 DEFAULT_PROMPTS = REPO_ROOT / "assets" / "prompts.txt"
 CRITIC_INITS = ("auto", "reward", "policy")
 AMP_MODES = ("no", "bf16", "fp16")
-# Fields that may differ between a checkpoint and the run that resumes it (they change no number).
-RESUMABLE_CHANGES = ("steps", "save_every", "keep_checkpoints", "progress", "resume", "threads")
+# Fields that may differ between a checkpoint and the run that resumes it. None changes what the run
+# computes: `out` (a run folder may be moved), the budget and the bookkeeping; `threads`, `device` and
+# `rm_batch_size` change only floating-point rounding (resume is bit-exact when they stay the same).
+RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_checkpoints", "progress", "resume", "threads", "device",
+                     "rm_batch_size")
+PATH_FIELDS = ("policy", "reward_model", "prompts")  # equal when they name the same existing file or folder
 
 
 _opt = option  # a dataclass field with a help text (shown by --help)
@@ -71,8 +75,9 @@ class TrainConfig:
     threads: int | None = _opt(None, "torch CPU threads (results are bit-exact only for the same count)")
     rm_batch_size: int = _opt(16, "reward-model scoring batch size")
     save_every: int = _opt(10, "write a checkpoint every N steps (and at the end)")
-    keep_checkpoints: int = _opt(1, "checkpoints kept on disk (oldest deleted first)")
-    resume: bool = _opt(True, "continue from OUT/checkpoints when one exists")
+    keep_checkpoints: int = _opt(1, "checkpoints kept on disk: the newest one and the keep-1 before it by step")
+    resume: bool = _opt(True, "continue from the newest complete checkpoint in OUT/checkpoints; a run folder with "
+                        "metrics but no usable checkpoint is refused (--no-resume starts over and deletes them)")
     progress: bool = _opt(True, "show a progress bar with reward, KL and step time")
 
     def __post_init__(self):
@@ -129,10 +134,29 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
         return cls(**d)
 
-    def differences(self, other: TrainConfig) -> dict:
-        """Fields whose values differ from `other` and would change the numbers of a run."""
-        a, b = self.to_dict(), other.to_dict()
-        return {k: (b[k], a[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}
+    def differences(self, other: TrainConfig | dict) -> dict:
+        """{field: (other's value, this value)} for the fields that differ and would change a run's numbers.
+
+        `other` may be a saved to_dict() (a checkpoint's settings, not checked again: its prompts file
+        may be gone): fields it lacks take their defaults, fields this version lacks count as different.
+        """
+        a = self.to_dict()
+        b = other.to_dict() if isinstance(other, TrainConfig) else {**_defaults(), **other}
+        names = list(a) + [k for k in b if k not in a]
+        return {k: (b.get(k), a.get(k)) for k in names
+                if k not in RESUMABLE_CHANGES and not _same_setting(k, a.get(k), b.get(k))}
+
+
+def _defaults() -> dict:
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _same_setting(name: str, a, b) -> bool:
+    if a == b:
+        return True
+    if name in PATH_FIELDS and a is not None and b is not None and Path(a).exists() and Path(b).exists():
+        return Path(a).resolve() == Path(b).resolve()  # "x", "./x" and "/abs/x" are one file
+    return False
 
 
 def read_prompts(path: str | Path | None) -> list[str]:

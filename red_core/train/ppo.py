@@ -35,18 +35,16 @@ the paper, O = ours):
 - [O] determinism: step s draws its prompts, samples and minibatch order from seeds derived from
   (seed, s), so a run resumed from a checkpoint at step s continues exactly as an uninterrupted run
   (bit-exact on CPU with the same thread count).
+- [O] resume: from the newest complete checkpoint found by content; refused, with a message saying
+  what to do, wherever continuing would overwrite or mix histories (see resume() below). The run
+  folder's files and their faults (full disk, damaged or half-written checkpoints): checkpoints.py.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import json
-import math
-import os
-import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +53,22 @@ import numpy as np
 import torch
 
 from red_core.models import load_policy, load_reward_model, resolve_device
+from red_core.train import checkpoints
+from red_core.train.checkpoints import (  # noqa: F401 - re-exported: the run folder's I/O used to live here
+    CHECKPOINT_DIR,
+    METRIC_COLUMNS,
+    DamagedCheckpoint,
+    RunFolderError,
+    _atomic_write,
+    _fsync,
+    find_checkpoints,
+    latest_checkpoint,
+    read_metrics,
+    write_metrics,
+)
 from red_core.train.config import TrainConfig, read_prompts
 from red_core.train.gae import explained_variance, gae, masked_mean, masked_whiten
 from red_core.train.rewards import assemble_rewards, rollout_credit, shares_vocabulary
-
-METRIC_COLUMNS = (
-    "step", "reward_mean", "reward_std", "baseline_mean", "credit_sum_mean", "return_mean", "kl", "kl_per_token",
-    "entropy", "response_length", "eos_fraction", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
-    "explained_variance", "value_mean", "time_rollout", "time_score", "time_update", "step_time")
-CHECKPOINT_DIR = "checkpoints"
 
 
 def derive_seed(seed: int, step: int, stream: int) -> int:
@@ -200,6 +205,7 @@ class PPOTrainer:
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.step_index = 0  # steps completed
+        self.last_metrics: dict | None = None  # metrics of step `step_index`, saved with its checkpoint
         self.notes: list[str] = list(self.rm.warnings)
         if self.shared and self.rm.max_length < cfg.max_prompt_tokens + cfg.max_new_tokens + 1:
             raise ValueError(f"max_prompt_tokens + max_new_tokens ({cfg.max_prompt_tokens} + {cfg.max_new_tokens}) "
@@ -347,7 +353,7 @@ class PPOTrainer:
         lengths = ro.mask.sum(-1)  # (B,)
         ends_eos = torch.isin(ro.response.gather(1, (lengths.long() - 1).clamp(min=0)[:, None]),
                               torch.tensor(self.eos_ids, device=self.device)).float()
-        return {
+        self.last_metrics = {
             "step": self.step_index,
             "reward_mean": float(np.mean(credit.scores)), "reward_std": float(np.std(credit.scores)),
             "baseline_mean": float(np.nanmean(credit.baselines)) if np.isfinite(credit.baselines).any() else float("nan"),
@@ -361,107 +367,45 @@ class PPOTrainer:
             "value_mean": float(masked_mean(ro.values, ro.mask)),
             "time_rollout": t1 - t0, "time_score": t2 - t1, "time_update": t3 - t2, "step_time": t3 - t0,
         }
+        return self.last_metrics
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ checkpoints (files: checkpoints.py)
 
     def save_checkpoint(self, out: Path, keep: int = 1) -> Path:
-        """Write OUT/checkpoints/step-NNNNNN atomically (temp folder, fsync, rename, then the `latest` pointer)."""
-        from safetensors.torch import save_model
-
-        root = Path(out) / CHECKPOINT_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        name = f"step-{self.step_index:06d}"
-        tmp = root / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_model(self.policy, str(tmp / "policy.safetensors"))
-        save_model(self.critic, str(tmp / "critic.safetensors"))
-        torch.save({"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
-                    "scaler": self.scaler.state_dict()}, tmp / "optim.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": self.step_index, "config": self.cfg.to_dict()}, indent=1))
-        for f in tmp.iterdir():
-            _fsync(f)
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _atomic_write(root / "latest", name + "\n")
-        for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+        """Write OUT/checkpoints/step-NNNNNN atomically and prune older ones (see checkpoints.py)."""
+        optim = {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
+                 "scaler": self.scaler.state_dict()}
+        state = {"config": self.cfg.to_dict(), "metrics": self.last_metrics}
+        return checkpoints.save_checkpoint(out, self.step_index, self.policy, self.critic, optim, state, keep)
 
     def load_checkpoint(self, folder: Path) -> None:
-        from safetensors.torch import load_model
-
-        state = json.loads((folder / "state.json").read_text())
-        saved = TrainConfig.from_dict(state["config"])
-        diff = self.cfg.differences(saved)
+        """Continue from a checkpoint: ValueError if its settings differ, DamagedCheckpoint if a file is bad."""
+        folder = Path(folder)
+        state = checkpoints.read_state(folder)
+        diff = self.cfg.differences(state["config"])
         if diff:
             lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"the checkpoint in {folder} was made with other settings ({lines}); use the same "
                              f"settings to resume, or --no-resume / another --out to start over.")
-        load_model(self.policy, str(folder / "policy.safetensors"), device=str(self.device))
-        load_model(self.critic, str(folder / "critic.safetensors"), device=str(self.device))
-        opt = torch.load(folder / "optim.pt", map_location=self.device, weights_only=True)
-        self.actor_opt.load_state_dict(opt["actor"])
-        self.critic_opt.load_state_dict(opt["critic"])
-        self.scaler.load_state_dict(opt["scaler"])
-        self.step_index = int(state["step"])
+        opt = checkpoints.load_weights(folder, self.policy, self.critic, self.device)
+        try:
+            self.actor_opt.load_state_dict(opt["actor"])
+            self.critic_opt.load_state_dict(opt["critic"])
+            self.scaler.load_state_dict(opt["scaler"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise DamagedCheckpoint(f"{folder / 'optim.pt'} does not fit this run's optimisers ({err})") from None
+        self.step_index = state["step"]
+        self.last_metrics = state.get("metrics")
 
     def save_policy(self, folder: Path, card: str | None = None) -> Path:
         """The trained policy as a Hugging Face folder (safetensors + tokenizer), written atomically."""
-        folder = Path(folder)
-        tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
-        if card:
-            (tmp / "README.md").write_text(card)
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-        return folder
+        def fill(tmp: Path) -> None:
+            self.policy.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            if card:
+                (tmp / "README.md").write_text(card)
 
-
-def latest_checkpoint(out: str | Path) -> Path | None:
-    pointer = Path(out) / CHECKPOINT_DIR / "latest"
-    if not pointer.is_file():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    return folder if (folder / "state.json").is_file() else None
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_metrics(out: Path, rows: list[dict]) -> None:
-    """OUT/metrics.jsonl and OUT/metrics.csv, each rewritten atomically (one row per step)."""
-    _atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(METRIC_COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_write(out / "metrics.csv", buf.getvalue())
-
-
-def read_metrics(out: str | Path) -> list[dict]:
-    path = Path(out) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return checkpoints.write_folder(Path(folder), fill)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -472,49 +416,122 @@ def train(cfg: TrainConfig, *, trainer: PPOTrainer | None = None, callback=None,
 
     callback(metrics, trainer) is called after each step (after its checkpoint); returning True stops
     the run early, as does stop() returning True. The final policy is written to OUT/policy.
+    Faults of the run folder (a full disk, a damaged checkpoint, history that resuming would
+    overwrite) raise RunFolderError, a ValueError whose message says what to do.
     """
-    from tqdm.auto import tqdm
-
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = trainer or PPOTrainer(cfg)
-    rows: list[dict] = []
-    ckpt = latest_checkpoint(out) if cfg.resume else None
-    if not cfg.resume:
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    if ckpt is not None:
-        trainer.load_checkpoint(ckpt)
-        rows = [r for r in read_metrics(out) if r["step"] <= trainer.step_index]
-    cfg.to_json(out / "config.json")
-    bar = tqdm(total=cfg.steps, initial=trainer.step_index, desc=f"PPO {cfg.method}", disable=not cfg.progress,
-               dynamic_ncols=True)
-    stopped = False
-    while trainer.step_index < cfg.steps:
-        metrics = trainer.step()
-        rows.append(metrics)
-        write_metrics(out, rows)
-        if trainer.step_index % cfg.save_every == 0 or trainer.step_index == cfg.steps:
-            trainer.save_checkpoint(out, cfg.keep_checkpoints)
-        bar.update(1)
-        bar.set_postfix(reward=f"{metrics['reward_mean']:+.3f}", kl=f"{metrics['kl']:.3f}",
-                        s_step=f"{metrics['step_time']:.2f}")
-        if (callback is not None and callback(metrics, trainer)) or (stop is not None and stop()):
-            stopped = trainer.step_index < cfg.steps
-            break
-    bar.close()
-    if stopped:
-        trainer.save_checkpoint(out, cfg.keep_checkpoints)
-    summary = {"out": str(out), "steps_done": trainer.step_index, "steps": cfg.steps, "stopped": stopped,
-               "critic": trainer.critic_how, "shared_vocabulary": trainer.shared, "notes": trainer.notes,
-               "final": rows[-1] if rows else None, "resumed_from": str(ckpt) if ckpt else None}
-    if not stopped:
-        summary["policy"] = str(trainer.save_policy(out / "policy"))
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    with checkpoints.run_folder(out):
+        found = scan(out) if cfg.resume else None  # refusals that need no model come before loading any
+        trainer = trainer or PPOTrainer(cfg)
+        if cfg.resume:
+            ckpt, rows = resume(trainer, out, found)
+        else:
+            ckpt, rows = None, []
+            checkpoints.start_over(out)
+        _atomic_write(out / "config.json", cfg.to_json())
+        stopped = _run_steps(cfg, trainer, out, rows, ckpt is not None, callback, stop)
+        summary = {"out": str(out), "steps_done": trainer.step_index, "steps": cfg.steps, "stopped": stopped,
+                   "critic": trainer.critic_how, "shared_vocabulary": trainer.shared, "notes": trainer.notes,
+                   "final": rows[-1] if rows else None, "resumed_from": str(ckpt) if ckpt else None}
+        if not stopped:
+            summary["policy"] = str(trainer.save_policy(out / "policy"))
+        _atomic_write(out / "summary.json", checkpoints.strict_json(summary, indent=1) + "\n")
     summary["metrics"] = rows
     return summary
 
 
-def _json_default(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return str(x)
+def _run_steps(cfg: TrainConfig, trainer: PPOTrainer, out: Path, rows: list[dict], resumed: bool, callback,
+               stop) -> bool:
+    """Steps until cfg.steps (metrics after each, a checkpoint every save_every); True if stopped early."""
+    from tqdm.auto import tqdm
+
+    saved = trainer.step_index if resumed else None  # the step of the newest checkpoint on disk
+    stopped = False
+    with tqdm(total=cfg.steps, initial=trainer.step_index, desc=f"PPO {cfg.method}", disable=not cfg.progress,
+              dynamic_ncols=True) as bar:
+        while trainer.step_index < cfg.steps:
+            metrics = trainer.step()
+            rows.append(metrics)
+            write_metrics(out, rows)
+            if trainer.step_index % cfg.save_every == 0 or trainer.step_index == cfg.steps:
+                trainer.save_checkpoint(out, cfg.keep_checkpoints)
+                saved = trainer.step_index
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['reward_mean']:+.3f}", kl=f"{metrics['kl']:.3f}",
+                            s_step=f"{metrics['step_time']:.2f}")
+            if (callback is not None and callback(metrics, trainer)) or (stop is not None and stop()):
+                stopped = trainer.step_index < cfg.steps
+                break
+    if stopped and saved != trainer.step_index:
+        trainer.save_checkpoint(out, cfg.keep_checkpoints)
+    return stopped
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def scan(out: Path) -> tuple[list[dict], list[Path], list[str]]:
+    """(metrics rows, complete checkpoints newest first, problems of damaged ones); refuses when none is usable."""
+    rows = read_metrics(out)
+    folders, damaged = find_checkpoints(out)
+    if not folders:
+        _refuse_without_checkpoint(out, rows, damaged)
+    return rows, folders, damaged
+
+
+def resume(trainer: PPOTrainer, out: Path, found=None) -> tuple[Path | None, list[dict]]:
+    """Load the newest usable checkpoint of OUT into `trainer`: (its folder, the metrics rows up to its step).
+
+    (None, []) for a fresh folder. Refuses (RunFolderError) rather than start over on top of a history:
+    metrics rows without a usable checkpoint, or metrics that do not reach the checkpoint or come from
+    another run. Damaged checkpoints are skipped with a warning when an older complete one exists.
+    `found`: what scan(out) returned, if called already.
+    """
+    rows, folders, damaged = found or scan(out)
+    for folder in folders:
+        try:
+            trainer.load_checkpoint(folder)
+        except DamagedCheckpoint as err:  # found only on loading (the scan reads headers, not all bytes)
+            damaged.append(str(err))
+            continue
+        if damaged:
+            _note(trainer, f"skipped damaged checkpoint file(s): {'; '.join(damaged)}; resuming from {folder}",
+                  warn=True)
+        return folder, _history(trainer, out, folder, rows)
+    _refuse_without_checkpoint(out, rows, damaged)
+    return None, []
+
+
+def _refuse_without_checkpoint(out: Path, rows: list[dict], damaged: list[str]) -> None:
+    """Raise unless OUT is fresh: no checkpoint to resume, but damaged ones or metrics a restart would overwrite."""
+    if damaged:
+        raise RunFolderError(f"cannot resume {out}: no complete checkpoint ({'; '.join(damaged)}). Put back the "
+                             f"damaged file(s), or {checkpoints.START_OVER}.")
+    if rows:
+        raise RunFolderError(f"{out} holds metrics for {len(rows)} step(s) but no checkpoint to continue from; "
+                             f"training would start over at step 1 and overwrite them. To keep them use another "
+                             f"--out; to start over pass --no-resume (TrainConfig(resume=False)).")
+
+
+def _history(trainer: PPOTrainer, out: Path, folder: Path, rows: list[dict]) -> list[dict]:
+    """The rows of steps 1..k for a checkpoint at step k; RunFolderError if metrics.jsonl is not its history."""
+    k = trainer.step_index
+    steps = [r["step"] for r in rows]
+    if steps[:k] != list(range(1, k + 1)):
+        held = f"steps {steps[0]}-{steps[-1]}" if steps else "no rows"
+        raise RunFolderError(f"cannot resume {out}: checkpoint {folder.name} is at step {k} but {out / 'metrics.jsonl'} "
+                             f"holds {held}, not steps 1-{k}: they do not belong together. Put back the metrics.jsonl "
+                             f"of this run, or {checkpoints.START_OVER}.")
+    if trainer.last_metrics is not None and k and not checkpoints.same_row(rows[k - 1], trainer.last_metrics):
+        raise RunFolderError(f"cannot resume {out}: {out / 'metrics.jsonl'} and checkpoint {folder.name} come from "
+                             f"different runs (their rows for step {k} differ); {checkpoints.START_OVER}.")
+    if len(rows) > k:
+        _note(trainer, f"metrics.jsonl went to step {steps[-1]}; the steps after the checkpoint (step {k}) run again")
+    return rows[:k]
+
+
+def _note(trainer: PPOTrainer, text: str, warn: bool = False) -> None:
+    """A line for the summary's notes (printed by the CLI); with warn, a warning too."""
+    if warn:
+        warnings.warn(text, stacklevel=3)
+    trainer.notes.append(text)
