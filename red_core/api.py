@@ -6,6 +6,7 @@ Data flows one way: text -> models.encode (token ids, offsets) -> scoring (prefi
 
 from __future__ import annotations
 
+import numbers
 import time
 
 from red_core import align, methods, scoring
@@ -49,6 +50,10 @@ def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses; pass one prompt per response")
     if on_error not in ("raise", "return"):
         raise ValueError("on_error must be 'raise' or 'return'")
+    for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
+        if (value is not None or name == "batch_size") and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     methods.resolve_params(method, params)  # bad names fail before any model work
     if granularity not in align.LEVELS and not (isinstance(granularity, int) and granularity >= 1):
         raise ValueError(f"granularity must be one of {align.LEVELS} or a positive int, got {granularity!r}")
