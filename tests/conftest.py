@@ -6,6 +6,7 @@ read it, and the session fails at the end if any lies outside the repository, th
 the temp folder and the system folders of tests/data/read_audit/red_read_audit.py (SYSTEM_ALLOWED).
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -33,6 +34,7 @@ os.environ["HF_HOME"] = str(_SESSION_TMP / "hf-home")
 _OUTSIDE: list = []
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: no hub look-ups in tests
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before any gr.Blocks is made: no telemetry requests
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads: no spinning threads on 2 cores
 
@@ -82,6 +84,40 @@ def rm_bert(model_dir):
 @pytest.fixture(scope="session")
 def rm_deberta(model_dir):
     return load_reward_model(model_dir("deberta"))
+
+
+# ----------------------------------------------------------------------------- launched apps
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """Launch a gr.Blocks for the length of a `with` block: `with serve_app(demo, **launch_kwargs()) as url:`.
+
+    Every test that starts a server goes through this. Gradio picks the port: with server_port=None it
+    tries 7860, 7861, ... and keeps the first port its server really binds (a taken one, even one taken
+    a moment ago by another process, is skipped), so there is no window between choosing a port and
+    binding it, as there is with "bind port 0, close, launch on it". Always 127.0.0.1 and never shared:
+    host, port and share in `launch_kwargs` are replaced. The app is closed when the block ends, however
+    it ends, and any app still open is closed when the session ends.
+    """
+    running = []
+
+    @contextlib.contextmanager
+    def serve(demo, **launch_kwargs):
+        kwargs = {k: v for k, v in launch_kwargs.items() if k not in ("server_name", "server_port", "share")}
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, share=False, quiet=True,
+                    **kwargs)
+        running.append(demo)
+        try:
+            assert demo.local_url.startswith("http://127.0.0.1:"), demo.local_url
+            yield demo.local_url
+        finally:
+            running.remove(demo)
+            demo.close()
+
+    yield serve
+    for demo in running:
+        demo.close()
 
 
 # ----------------------------------------------------------------------------- read audit, part 2

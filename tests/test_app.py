@@ -6,7 +6,6 @@ depends on assets/ existing. The browser test is in test_browser.py.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -283,26 +282,34 @@ def test_cli_and_space_entry_point(tmp_path):
 # ----------------------------------------------------------------------------- the launched app
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(ctx):
+def served(ctx, serve_app):
+    """The app's URL, launched with the app's own launch arguments (conftest `serve_app` picks the port)."""
     from app.ui import build_app, launch_kwargs
 
-    demo = build_app(ctx)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", free_port()))
-    yield demo
-    demo.close()
+    with serve_app(build_app(ctx), **launch_kwargs()) as url:
+        yield url
+
+
+def test_apps_launched_together_each_get_a_port_of_their_own(serve_app):
+    """conftest `serve_app` lets Gradio pick the port: a second app skips the port the first one holds."""
+    import urllib.request
+
+    def tiny(text):
+        with gr.Blocks(analytics_enabled=False) as demo:
+            gr.Markdown(text)
+        return demo
+
+    with serve_app(tiny("first app")) as first, serve_app(tiny("second app")) as second:
+        assert first != second
+        for url, text in ((first, "first app"), (second, "second app")):
+            assert text in urllib.request.urlopen(url + "config", timeout=30).read().decode()
 
 
 def test_gradio_client_round_trip(served, model_dir, tmp_path):
     from gradio_client import Client
 
-    client = Client(served.local_url, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
+    client = Client(served, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
     heat, plot, numbers, table, exact = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
     assert heat.count('<span class="tok') == len(table["data"]) > 0 and "✓ sums match" in numbers
     assert len(exact["tokens"]) == len(table["data"]) and exact["check"]["ok"] is True
@@ -325,6 +332,6 @@ def test_gradio_client_round_trip(served, model_dir, tmp_path):
     assert "encoder" in status
     _, _, numbers_b, *_ = client.predict(PROMPT, RESPONSE, api_name="/token_rewards")
     assert "bert" in numbers_b
-    other = Client(served.local_url, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
+    other = Client(served, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
     _, _, numbers_a, *_ = other.predict(PROMPT, RESPONSE, api_name="/token_rewards")
     assert "bert" not in numbers_a

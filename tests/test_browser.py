@@ -11,7 +11,6 @@ text in the toast. Screenshots go to a temporary folder, or to $RED_SCREENSHOT_D
 
 import os
 import shutil
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,35 +27,25 @@ RESPONSE = "It was a wonderful day.\nI am  very happy!"
 XSS = 'Hi <script>window.__xss=1</script><img src=x onerror="window.__xss=2"> <b>bold</b>'
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app_url(model_dir, tmp_path_factory):
+def app_url(model_dir, tmp_path_factory, serve_app):
     from app.context import AppContext
     from app.ui import build_app, launch_kwargs
 
     ctx = AppContext.create(model_dir("qwen2", chat=True), files_dir=tmp_path_factory.mktemp("downloads"))
-    demo = build_app(ctx)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", free_port()))
-    yield demo.local_url, ctx
-    demo.close()
+    with serve_app(build_app(ctx), **launch_kwargs()) as url:
+        yield url, ctx
 
 
 @pytest.fixture(scope="module")
-def public_app_url(tmp_path_factory):
+def public_app_url(tmp_path_factory, serve_app):
     """The app as a Space runs it: public mode, the bundled default models (assets/models, offline)."""
     from app.context import AppContext
     from app.ui import build_app, launch_kwargs
 
     ctx = AppContext.create(public=True, examples=[], files_dir=tmp_path_factory.mktemp("public-downloads"))
-    demo = build_app(ctx)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", free_port()))
-    yield demo.local_url, ctx
-    demo.close()
+    with serve_app(build_app(ctx), **launch_kwargs()) as url:
+        yield url, ctx
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ The response is located by construction (a marker rendered through the template)
 searching, so a response that also occurs in the template's own text is still found in its place.
 """
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import copy
 import json

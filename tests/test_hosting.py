@@ -3,12 +3,8 @@
 The load, soak and memory figures live in bench/bench_hosting.py; these tests check the properties.
 """
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 import json
+import os
 import sys
 import threading
 import types
@@ -38,12 +34,11 @@ def local_ctx(tmp_path_factory):
     return AppContext.create(examples=[], files_dir=tmp_path_factory.mktemp("files"))
 
 
-def launched(ctx):
+def launched(serve_app, ctx):
+    """`with launched(serve_app, ctx) as url:` the whole app, with the app's own launch arguments."""
     from app.ui import build_app, launch_kwargs
 
-    demo = build_app(ctx)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", 0 or None))
-    return demo
+    return serve_app(build_app(ctx), **launch_kwargs())
 
 
 # ----------------------------------------------------------------------------- the model cache
@@ -135,13 +130,10 @@ def test_public_mode_switch(monkeypatch):
 
 
 @pytest.mark.parametrize("which", ["local_ctx", "public_ctx"])
-def test_api_schema_has_no_server_path_and_describes_every_endpoint(which, request):
-    demo = launched(request.getfixturevalue(which))
-    try:
-        text = urllib.request.urlopen(demo.local_url + "gradio_api/info", timeout=30).read().decode()
-        page = urllib.request.urlopen(demo.local_url + "config", timeout=30).read().decode()
-    finally:
-        demo.close()
+def test_api_schema_has_no_server_path_and_describes_every_endpoint(which, request, serve_app):
+    with launched(serve_app, request.getfixturevalue(which)) as url:
+        text = urllib.request.urlopen(url + "gradio_api/info", timeout=30).read().decode()
+        page = urllib.request.urlopen(url + "config", timeout=30).read().decode()
     assert str(REPO_ROOT) not in text and str(REPO_ROOT) not in page
     info = json.loads(text)["named_endpoints"]
     assert {"/token_rewards", "/load_reward_model", "/compare_methods", "/policies_train_live"} <= set(info)
@@ -176,28 +168,27 @@ def test_every_failure_becomes_a_readable_message():
         list(friendly(stream)(1))
 
 
-def test_clients_get_their_own_results_and_readable_errors(local_ctx):
+def test_clients_get_their_own_results_and_readable_errors(local_ctx, serve_app):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    demo = launched(local_ctx)
-    try:
+    with launched(serve_app, local_ctx) as url:
         # A lone surrogate can only arrive as a raw JSON escape (gradio_client cannot even send one).
         data = ["q", "bad \ud800 text", "red", 1.0, 0.5, True, "token", True]  # the raw API needs every input
         body = json.dumps({"data": data}).encode()  # ensure_ascii: "\\ud800" on the wire
-        req = urllib.request.Request(demo.local_url + "gradio_api/call/token_rewards", data=body,
+        req = urllib.request.Request(url + "gradio_api/call/token_rewards", data=body,
                                      headers={"Content-Type": "application/json"})
         event = json.load(urllib.request.urlopen(req, timeout=30))["event_id"]
-        stream = urllib.request.urlopen(f"{demo.local_url}gradio_api/call/token_rewards/{event}", timeout=60).read()
+        stream = urllib.request.urlopen(f"{url}gradio_api/call/token_rewards/{event}", timeout=60).read()
         assert b"event: error" in stream and b"lone surrogate U+D800" in stream
-        client = Client(demo.local_url, verbose=False)
+        client = Client(url, verbose=False)
         with pytest.raises(AppError, match="response is empty"):
             client.predict("q", "  ", api_name="/token_rewards")
         results, errors = {}, []
 
         def visitor(i):
             try:
-                c = Client(demo.local_url, verbose=False)
+                c = Client(url, verbose=False)
                 for j in range(3):
                     text = f"Visitor {i} says hello, round {j}."
                     *_, exact = c.predict("Q: ", text, api_name="/token_rewards")
@@ -212,8 +203,6 @@ def test_clients_get_their_own_results_and_readable_errors(local_ctx):
             t.join(timeout=300)
         assert errors == []
         assert results == {(i, j): f"Visitor {i} says hello, round {j}." for i in range(6) for j in range(3)}
-    finally:
-        demo.close()
 
 
 def test_sessions_and_downloads_are_bounded(local_ctx):

@@ -1,10 +1,5 @@
 """The Policies tab: samples from two policies with the same seeds, scores, win rate, KL; live training."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 from functools import partial
 
 import gradio as gr
@@ -82,7 +77,7 @@ def test_compare_library_stop_and_kl_against_a_third_reference(setup):
     assert compare.run_to_end(stopped) is None
 
 
-def test_through_gradio_client(setup):
+def test_through_gradio_client(setup, serve_app):
     from gradio_client import Client
 
     ctx = setup["ctx"]
@@ -90,16 +85,13 @@ def test_through_gradio_client(setup):
         ctx.rm_state = gr.State(RMChoice(setup["rm"]))
         policies_tab.build(ctx)
     demo.queue()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
+    with serve_app(demo) as url:
+        client = Client(url, verbose=False)
         status, summary, fig, samples, table, numbers = client.predict(
             setup["before"], setup["after"], "", "The movie was", 2, 4, 1.0, 1.0, 0, api_name="/policies_generate")
-        assert status.startswith("✓")
-        assert numbers["before"]["n"] == numbers["after"]["n"] == 2
-        assert len(table["data"]) == 2 and all(row[2] is not None and row[4] is not None for row in table["data"])
-    finally:
-        demo.close()
+    assert status.startswith("✓")
+    assert numbers["before"]["n"] == numbers["after"]["n"] == 2
+    assert len(table["data"]) == 2 and all(row[2] is not None and row[4] is not None for row in table["data"])
 
 
 def test_live_runs_step_both_methods(setup):
@@ -136,7 +128,7 @@ def test_train_live_handler_streams_figures(setup, monkeypatch):
         list(policies_tab.train_live(setup["ctx"], policies_tab.MAX_LIVE_STEPS + 1, 0, progress=no_progress))
 
 
-def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkeypatch):
+def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkeypatch, serve_app):
     """Two visitors press Train at once, then a third: all succeed, and Generate still works afterwards."""
     import threading
     import time
@@ -159,13 +151,12 @@ def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkey
         ctx.rm_state = gr.State(ctx.default_rm)
         policies_tab.build(ctx)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
+    with serve_app(demo) as url:
         results, errors = [], []
         start = threading.Barrier(2)
 
         def visitor(seed):
-            client = Client(demo.local_url, verbose=False)
+            client = Client(url, verbose=False)
             start.wait()  # both requests are sent together: the runs would overlap without the queue
             try:
                 results.append(client.predict(2, seed, "policy", api_name="/policies_train_live"))
@@ -179,10 +170,8 @@ def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkey
             t.join(timeout=300)
         assert errors == [] and len(results) == 2 and all(status.startswith("✓") for _, status in results)
         assert len(spans) == 2 and (spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0]), "runs must not overlap"
-        third = Client(demo.local_url, verbose=False).predict(2, 2, "policy", api_name="/policies_train_live")
+        third = Client(url, verbose=False).predict(2, 2, "policy", api_name="/policies_train_live")
         assert third[1].startswith("✓")
-        status, *_ , numbers = Client(demo.local_url, verbose=False).predict(
+        status, *_ , numbers = Client(url, verbose=False).predict(
             setup["before"], setup["after"], "", "The movie was", 1, 3, 1.0, 1.0, 0, api_name="/policies_generate")
         assert status.startswith("✓") and numbers["before"]["n"] == 1
-    finally:
-        demo.close()

@@ -1,11 +1,8 @@
 """RED-PPO trainer: reward assembly, GAE, rollout credit, a short run, resume after interruption."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import argparse
 import json
+import os
 import re
 import shutil
 import stat

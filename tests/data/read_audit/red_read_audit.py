@@ -34,6 +34,7 @@ _EVENTS = frozenset(("open", "os.listdir", "os.scandir"))
 SYSTEM_ALLOWED = (
     "/proc", "/sys", "/dev",  # kernel interfaces: CPU count and cgroup quota, mounts, /dev/null, /dev/shm
     "/etc",  # system configuration: mime.types, ssl certificates, localtime, passwd, hosts, os-release
+    "/usr/local/etc/ipython",  # IPython's other system config folder: the notebook test's kernel looks for startup/
     "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib",  # shared libraries, locales, chromium's files
     "/usr/share/zoneinfo",  # time zones (zoneinfo, pandas)
     "/usr/share/locale",  # message catalogues: gettext (argparse) looks there under a non-English locale
