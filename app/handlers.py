@@ -144,20 +144,14 @@ def score(ctx: AppContext, choice, prompt: str, response: str, *, method: str = 
     choice = check_choice(choice)
     rm, lock = get_rm(ctx, choice, progress)
     with lock:
-        try:
-            enc = red_core.encode(rm, prompt, response)
-        except red_core.RewardModelError as err:
-            raise user_error(f"Could not tokenise the {what}: {err}") from err
-        n = enc.stop - enc.start
-        if n > limits.MAX_TOKENS:
-            raise user_error(f"The {what} is {n} tokens for this reward model; the limit is {limits.MAX_TOKENS} "
-                           f"(MAX_TOKENS). Shorten it and score again.")
         if progress is not None:
-            progress(0.5, desc=f"scoring {n} tokens ({method})")
+            progress(0.5, desc=f"scoring ({method})")
         try:
-            return red_core.token_rewards(rm, prompt, response, method, granularity=granularity, **params)
+            return red_core.token_rewards(rm, prompt, response, method, granularity=granularity,
+                                          max_tokens=limits.MAX_TOKENS, **params)
         except (red_core.RewardModelError, ValueError) as err:
-            raise user_error(f"Scoring failed: {err}") from err
+            text = str(err).replace("the response", f"the {what}").replace("(max_tokens)", "(MAX_TOKENS)")
+            raise user_error(f"Could not score the {what}: {text}") from err
         except Exception as err:  # noqa: BLE001
             raise user_error(f"Scoring failed ({type(err).__name__}: {err}). Try a shorter text or another method.") from err
 

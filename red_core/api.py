@@ -10,7 +10,7 @@ import numbers
 import time
 
 from red_core import align, methods, scoring
-from red_core.models import Encoding, RewardModel, encode
+from red_core.models import Encoding, RewardModel, RewardModelError, encode
 from red_core.result import TokenRewards
 
 
@@ -38,19 +38,22 @@ def _build(rm: RewardModel, prompt: str, response: str, enc: Encoding, ps: scori
 
 def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str], method: str = "red", *,
                         batch_size: int = 8, granularity: str | int = "token", on_error: str = "raise",
-                        max_batch_tokens: int | None = None, **params) -> list:
+                        max_batch_tokens: int | None = None, max_tokens: int | None = None,
+                        **params) -> list[TokenRewards | Exception]:
     """Token rewards for many (prompt, response) pairs, scored in padded batches.
 
     method: one of `list_methods()`; params: beta_c, prompt_baseline (red), beta (abc).
     granularity: "token", "word", "sentence" or an int k (chunks of k tokens). For encoder RMs a
     coarser granularity also scores fewer prefixes (cheaper); causal RMs score every token anyway.
     on_error: "raise", or "return" to put the exception in the failed row's place and go on.
+    max_tokens: refuse (RewardModelError, per row) a response of more scored tokens than this, before
+    any model work; a server's limit on what one request may cost.
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses; pass one prompt per response")
     if on_error not in ("raise", "return"):
         raise ValueError("on_error must be 'raise' or 'return'")
-    for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
+    for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens), ("max_tokens", max_tokens)):
         if (value is not None or name == "batch_size") and (
                 isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -61,7 +64,7 @@ def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str
     encs: dict[int, Encoding] = {}
     for i, (p, r) in enumerate(zip(prompts, responses)):
         try:
-            encs[i] = encode(rm, p, r)
+            encs[i] = _within(encode(rm, p, r), max_tokens)
         except Exception as err:  # noqa: BLE001 - reported per row
             if on_error == "raise":
                 raise
@@ -86,6 +89,17 @@ def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str
 
 
 def token_rewards(rm: RewardModel, prompt: str, response: str, method: str = "red", *,
-                  granularity: str | int = "token", **params) -> TokenRewards:
+                  granularity: str | int = "token", max_tokens: int | None = None, **params) -> TokenRewards:
     """Per-token rewards of one response. See `token_rewards_batch` for the options."""
-    return token_rewards_batch(rm, [prompt], [response], method, granularity=granularity, **params)[0]
+    result = token_rewards_batch(rm, [prompt], [response], method, granularity=granularity, max_tokens=max_tokens,
+                                 **params)[0]
+    assert isinstance(result, TokenRewards)  # on_error="raise": a failure raised already
+    return result
+
+
+def _within(enc: Encoding, max_tokens: int | None) -> Encoding:
+    n = enc.stop - enc.start
+    if max_tokens is not None and n > max_tokens:
+        raise RewardModelError(f"the response is {n} tokens for this reward model; the limit is {max_tokens} "
+                               f"(max_tokens). Shorten it and score again.")
+    return enc

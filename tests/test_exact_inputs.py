@@ -251,3 +251,13 @@ def test_config_list_defaults_are_not_shared_between_instances():
     one, two = Config(), Config()
     one.names.append("b")
     assert two.names == ["a"] and Config().names == ["a"]
+
+
+def test_max_tokens_refuses_long_responses_per_row_before_scoring(rm_llama):
+    short, long = "fine", "a long response " * 20
+    with pytest.raises(RewardModelError, match="limit is 8"):
+        red_core.token_rewards(rm_llama, "q", long, max_tokens=8)
+    out = red_core.token_rewards_batch(rm_llama, ["q", "q"], [long, short], max_tokens=8, on_error="return")
+    assert isinstance(out[0], RewardModelError) and out[1].check()["ok"]
+    with pytest.raises(ValueError, match="max_tokens must be a positive int"):
+        red_core.token_rewards(rm_llama, "q", short, max_tokens=0)
