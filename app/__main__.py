@@ -79,6 +79,12 @@ def create(args: argparse.Namespace):
     return ctx, build_app(ctx)
 
 
+def _stop(signum, frame):
+    """SIGTERM (docker stop, systemd) stops the server like Ctrl-C: gradio then closes itself and deletes its
+    cached copies of download files; the app's own download folder goes at exit (atexit)."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -86,7 +92,7 @@ def main(argv=None) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
     from app.ui import launch_kwargs
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean exit runs atexit (download folder cleanup)
+    signal.signal(signal.SIGTERM, _stop)
     _, demo = create(args)
     demo.launch(**launch_kwargs(args.host, args.port, args.share))
 

@@ -1,13 +1,15 @@
-"""RED vs sparse PPO on the offline default task: curves, steps-to-reach, time overhead, the shipped policy.
+"""RED vs sparse PPO on the offline default task: curves, steps-to-reach, time overhead.
 
-    python bench/bench_train.py runs       # 3 seeds x {red, sparse} into runs/evidence/ (~15-20 min, 2 cores)
+    python bench/bench_train.py runs       # 3 seeds x {red, sparse} into bench/results/runs/ (~15-20 min, 2 cores)
     python bench/bench_train.py report     # curves (HTML + PNG), steps-to-reach ratio, step-time ratio
     python bench/bench_train.py timing     # RED vs sparse time on identical rollouts (controlled overhead)
-    python bench/bench_train.py ship       # evaluate RED seed 0 vs the base policy; write assets/models/policy-red
     python bench/bench_train.py all        # everything above, in order
     python bench/bench_train.py runs --critic policy; ... report --critic policy   # ablation: fresh value head
 
-Results go to bench/results/train_* (small files only: metrics CSVs, JSON, figures).
+Everything goes to bench/results/: train_* (small files only: metrics CSVs, JSON, figures) and the runs
+themselves in bench/results/runs/ (checkpoints; its own .gitignore keeps them out of git). The shipped
+policy, assets/models/policy-red, is RED seed 0 of these runs, evaluated and written with its card by
+the recipe `python -m red_core.recipes.policy_red`, which reads these results.
 
 Definitions (fixed before looking at the numbers):
 - smoothed reward at step s: mean RM reward of steps s-W+1..s (trailing window W = 5, s >= W);
@@ -34,17 +36,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RUNS = REPO / "runs" / "evidence"
-RESULTS = REPO / "bench" / "results"
-SHIP = REPO / "assets" / "models" / "policy-red"
+from red_core.recipes import policy_red  # noqa: E402  (the runs' settings: the shipped policy is one of them)
+
+RESULTS = policy_red.RESULTS_DIR
+RUNS = policy_red.RUNS_DIR
 SEEDS = (0, 1, 2)
 METHODS = ("red", "sparse")
 WINDOW = 5
 MODELS: dict = {}  # policy / reward_model overrides (--policy, --reward-model); empty = the assets/ defaults
-# The default-task budget: TrainConfig defaults (see red_core/train/config.py), written out here
-# so the evidence does not silently change when a default does.
-BUDGET = dict(steps=60, batch_size=64, minibatch_size=16, ppo_epochs=2, max_new_tokens=16, actor_lr=3e-4, critic_lr=1e-4,
-              kl_coef=0.05)
+BUDGET = dict(policy_red.BUDGET)  # --steps changes this copy
 
 
 def rel(path: Path) -> str:
@@ -64,10 +64,8 @@ def suffix(critic: str = "auto") -> str:
 
 
 def config(method: str, seed: int, critic: str = "auto", **kw):
-    from red_core.train import TrainConfig
-
-    return TrainConfig(method=method, seed=seed, out=str(runs_dir(critic) / f"{method}-s{seed}"), save_every=10,
-                       threads=1, critic_init=critic, **{**BUDGET, **MODELS, **kw})
+    return policy_red.run_config(method, seed, runs_dir(critic) / f"{method}-s{seed}", critic_init=critic,
+                                 **{**BUDGET, **MODELS, **kw})
 
 
 # ----------------------------------------------------------------------------- runs
@@ -76,6 +74,7 @@ def config(method: str, seed: int, critic: str = "auto", **kw):
 def do_runs(args) -> None:
     from red_core.train import train
 
+    policy_red.make_runs_dir(RUNS)
     runs_dir(args.critic).mkdir(parents=True, exist_ok=True)
     for seed in SEEDS:
         for method in METHODS:
@@ -286,189 +285,28 @@ def do_timing(args) -> dict:
     return res
 
 
-# ----------------------------------------------------------------------------- ship
-
-
-def do_ship(args) -> dict:
-    """Evaluate RED seed 0 against policy-base (same seeds), copy it to assets/models/policy-red with a card."""
-    from red_core import load_reward_model
-    from red_core.models import DEFAULT_POLICY
-    from red_core.train import compare
-    from red_core.train.config import read_prompts
-
-    run = RUNS / f"red-s{args.ship_seed}"
-    src = run / "policy"
-    if not (src / "model.safetensors").exists():
-        raise SystemExit(f"{src} missing; run `python bench/bench_train.py runs` first")
-    rm = load_reward_model(MODELS.get("reward_model"))
-    base = MODELS.get("policy") or str(DEFAULT_POLICY)
-    prompts = read_prompts(None)
-    results = {}
-    evals = {}
-    for label, folder in (("red", src), ("sparse", RUNS / f"sparse-s{args.ship_seed}" / "policy")):
-        if not (folder / "model.safetensors").exists():
-            continue
-        cmps = []
-        for i in range(0, len(prompts), compare.MAX_PROMPTS):
-            chunk = prompts[i:i + compare.MAX_PROMPTS]
-            cmp = compare.run_to_end(compare.compare_policies(
-                compare.local_policies(), rm, before=base, after=str(folder), prompts=chunk,
-                n=args.eval_samples, max_new_tokens=BUDGET["max_new_tokens"], seed=1000 + i))
-            cmps.append(cmp)
-        b = np.concatenate([[v for v in c.before.scores if v is not None] for c in cmps])
-        a = np.concatenate([[v for v in c.after.scores if v is not None] for c in cmps])
-        kl = np.concatenate([[float(np.sum(lp - rl)) for lp, rl in zip(c.after.logp, c.after.ref_logp)] for c in cmps])
-        wins = np.concatenate([[1.0 if y > x else 0.5 if y == x else 0.0 for x, y in zip(c.before.scores, c.after.scores)]
-                               for c in cmps])
-        evals[label] = {"n": int(len(a)), "n_prompts": len(prompts), "per_prompt": args.eval_samples, "reward_before": float(b.mean()), "reward_before_std": float(b.std()),
-                        "reward_after": float(a.mean()), "reward_after_std": float(a.std()),
-                        "kl_to_base": float(kl.mean()), "win_rate": float(wins.mean()),
-                        "samples": [{"prompt": c.before.prompts[j], "before": c.before.responses[j],
-                                     "before_score": c.before.scores[j], "after": c.after.responses[j],
-                                     "after_score": c.after.scores[j]} for c in cmps[:1] for j in range(0, len(c.before.prompts), args.eval_samples)]}
-        results[label] = evals[label]
-        print(f"{label} seed {args.ship_seed} vs policy-base on {len(a)} samples: reward {b.mean():+.3f} -> "
-              f"{a.mean():+.3f}, KL {kl.mean():.3f}, win rate {wins.mean():.2f}")
-    (RESULTS / "train_eval.json").write_text(json.dumps(results, indent=1) + "\n")
-    _write_ship(src, run, results)
-    return results
-
-
-def _write_ship(src: Path, run: Path, results: dict) -> None:
-    from red_core.train import TrainConfig
-
-    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    report = json.loads((RESULTS / "train_report.json").read_text()) if (RESULTS / "train_report.json").exists() else {}
-    timing = json.loads((RESULTS / "train_timing.json").read_text()) if (RESULTS / "train_timing.json").exists() else {}
-    ablation_file = RESULTS / f"train_report{suffix('policy')}.json"
-    ablation = json.loads(ablation_file.read_text()) if ablation_file.exists() else {}
-    SHIP.parent.mkdir(parents=True, exist_ok=True)
-    tmp = SHIP.with_name(".tmp-policy-red")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    png = RESULTS / "train_curves.png"
-    if png.exists():
-        shutil.copy(png, tmp / "train_curves.png")
-    shutil.copy(run / "metrics.csv", tmp / "metrics.csv")
-    (tmp / "README.md").write_text(model_card(cfg, results, report, timing, png.exists(), ablation))
-    (tmp / "evaluation.json").write_text(json.dumps({"eval": results, "report": report, "timing": timing,
-                                                     "config": cfg.to_dict()}, indent=1) + "\n")
-    if SHIP.exists():
-        shutil.rmtree(SHIP)
-    tmp.rename(SHIP)
-    print(f"wrote {SHIP}")
-
-
-def _ratio(r) -> str:
-    return "n/a (not reached)" if r is None else f"{r:.2f}"
-
-
-def _table(report: dict) -> str:
-    return "\n".join(
-        f"| {p['seed']} | {p['target_sparse_final']:+.3f} | {p['steps_red']} | {p['steps_sparse']} | "
-        f"{_ratio(p['ratio'])} | {p['final_red']:+.3f} | {p['kl_final_red']:.3f} | {p['kl_final_sparse']:.3f} |"
-        for p in report.get("per_seed", []))
-
-
-def model_card(cfg, results: dict, report: dict, timing: dict, has_png: bool, ablation: dict | None = None) -> str:
-    ev = results.get("red", {})
-    sp = results.get("sparse")
-    settings = "\n".join(f"| `{k}` | {v} |" for k, v in cfg.to_dict().items()
-                         if k not in ("out", "progress", "resume", "save_every", "keep_checkpoints", "policy",
-                                      "reward_model", "prompts"))
-    per_seed = _table(report)
-    header = ("| seed | sparse final | RED steps | sparse steps | RED / sparse | RED final | KL RED | KL sparse |\n"
-              "|---:|---:|---:|---:|---:|---:|---:|---:|")
-    abl = ""
-    if ablation:
-        abl = (f"\n### Ablation: the critic starts from the policy with a fresh, zero value head\n"
-               f"An RM-initialised critic already predicts the prefix score R(x, y_<t), which is RED's potential: "
-               f"sparse PPO then gets RED-like per-token advantages from its baseline, while RED's own rewards make "
-               f"the RM-initialised values wrong at the start. With a fresh value head neither method gets that "
-               f"help; same budget, 3 seeds:\n\n{header}\n{_table(ablation)}\n\n"
-               f"Seed-averaged curves: RED / sparse = {_ratio(ablation.get('seed_mean_curves', {}).get('ratio'))}. "
-               f"Figure: bench/results/train_curves_critic-policy.png.\n")
-    sparse_line = (f"- For comparison, sparse PPO (seed {cfg.seed}, same budget): reward {sp['reward_before']:+.3f} -> "
-                   f"{sp['reward_after']:+.3f}, KL {sp['kl_to_base']:.3f}, win rate {sp['win_rate']:.2f}.\n" if sp else "")
-    img = "![RED vs sparse PPO: reward and KL per step](train_curves.png)\n" if has_png else ""
-    return f"""---
-license: bsd-3-clause
-library_name: transformers
-pipeline_tag: text-generation
-tags: [policy, rlhf, ppo, red, offline-default]
----
-# red_core default "after" policy: policy-base trained with RED-PPO
-
-`assets/models/policy-base` after {cfg.steps} PPO steps with RED token rewards (Li et al. 2025) from the
-bundled sentiment reward model `assets/models/reward`, on the prompts of `assets/prompts.txt`.
-It is the default "after" policy of the app's Policies tab (`policy-base` is the "before").
-Same architecture and tokenizer as policy-base; float32 safetensors.
-
-Built by `python bench/bench_train.py runs` then `... ship` (RED run, seed {cfg.seed}), i.e.
-`python -m red_core train --method red --seed {cfg.seed} --steps {cfg.steps} --batch-size {cfg.batch_size} ...`
-with the settings below; the other defaults of `red_core.train.TrainConfig` apply.
-
-## Reward before / after
-Evaluated on {ev.get('n', 0)} fresh samples ({ev.get('n_prompts')} prompts of assets/prompts.txt x {ev.get('per_prompt')}, sampling at
-temperature 1 with the same seeds for both policies, {cfg.max_new_tokens} new tokens at most):
-
-| | mean RM reward R(x, y) | std |
-|---|---:|---:|
-| before (policy-base) | {ev.get('reward_before', float('nan')):+.3f} | {ev.get('reward_before_std', float('nan')):.3f} |
-| after (this model) | {ev.get('reward_after', float('nan')):+.3f} | {ev.get('reward_after_std', float('nan')):.3f} |
-
-- KL to policy-base (mean over this model's samples of Σ_t log π − log π_base): {ev.get('kl_to_base', float('nan')):.3f} nats.
-- Win rate over policy-base (same prompt and seed, ties 1/2): {ev.get('win_rate', float('nan')):.2f}.
-{sparse_line}
-## Training curves (3 seeds each, RED vs sparse PPO, same budget)
-{img}
-Steps to reach sparse PPO's final reward (reward smoothed over {report.get('window', 5)} steps):
-
-{header}
-{per_seed}
-
-Seed-averaged curves: RED / sparse = {_ratio(report.get('seed_mean_curves', {}).get('ratio'))}. Per-step time, RED / sparse:
-{report.get('step_time_ratio', float('nan')):.3f} over whole runs; {timing.get('step_overhead_ratio', float('nan')):.4f}
-on identical rollouts (both methods read the RM once; RED only adds a difference of prefix scores).
-{abl}
-## Settings
-| setting | value |
-|---|---|
-{settings}
-
-## Limitations
-- A ~3M-parameter policy and a reward model that imitates the VADER sentiment lexicon: the "after"
-  policy learned to write sentences that this RM scores as positive, which includes reward hacking
-  of whatever the RM over-rewards (see the samples in the app). Not a useful language model.
-- One training seed is shipped; the curves show the spread over three.
-"""
-
-
 def main(argv=None) -> None:
-    global RUNS, RESULTS, SHIP
+    global RUNS, RESULTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("runs", "report", "timing", "ship", "all"))
+    parser.add_argument("stage", choices=("runs", "report", "timing", "all"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--repeats", type=int, default=10, help="timing: rollout batches measured")
-    parser.add_argument("--eval-samples", type=int, default=8, help="ship: samples per prompt and policy")
-    parser.add_argument("--ship-seed", type=int, default=0, help="ship: which RED run becomes policy-red")
     parser.add_argument("--critic", default="auto", choices=("auto", "policy"),
                         help="runs/report: critic start; 'policy' is the ablation (fresh zero value head)")
     parser.add_argument("--policy", help="start policy (default: assets/models/policy-base)")
     parser.add_argument("--reward-model", help="reward model (default: assets/models/reward)")
     parser.add_argument("--steps", type=int, help=f"PPO steps per run (default: {BUDGET['steps']})")
-    parser.add_argument("--runs-dir", help=f"where runs go (default: {RUNS.relative_to(REPO)})")
-    parser.add_argument("--results-dir", help=f"where results go (default: {RESULTS.relative_to(REPO)})")
-    parser.add_argument("--ship-dir", help=f"where the shipped policy goes (default: {SHIP.relative_to(REPO)})")
+    parser.add_argument("--results-dir", help=f"where results go (default: {rel(RESULTS)})")
+    parser.add_argument("--runs-dir", help=f"where runs go (default: RESULTS_DIR/runs, {rel(RUNS)})")
     args = parser.parse_args(argv)
-    RUNS, RESULTS, SHIP = (Path(p) if p else d for p, d in ((args.runs_dir, RUNS), (args.results_dir, RESULTS),
-                                                            (args.ship_dir, SHIP)))
+    RESULTS = Path(args.results_dir) if args.results_dir else RESULTS
+    RUNS = Path(args.runs_dir) if args.runs_dir else RESULTS / "runs"
     MODELS.update({k: v for k, v in (("policy", args.policy), ("reward_model", args.reward_model)) if v})
     if args.steps:
         BUDGET["steps"] = args.steps
-    stages = ("runs", "report", "timing", "ship") if args.stage == "all" else (args.stage,)
+    stages = ("runs", "report", "timing") if args.stage == "all" else (args.stage,)
     for stage in stages:
-        {"runs": do_runs, "report": do_report, "timing": do_timing, "ship": do_ship}[stage](args)
+        {"runs": do_runs, "report": do_report, "timing": do_timing}[stage](args)
 
 
 if __name__ == "__main__":

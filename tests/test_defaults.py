@@ -1,27 +1,50 @@
-"""The offline default models (assets/models) and the recipe that builds them (red_core.recipes.defaults).
+"""The offline default models (assets/models) and the recipes that build them (red_core.recipes).
 
 Behavioural checks that a broken, retrained-wrong or swapped model would fail, plus a tiny end-to-end
 run of the recipe. The whole file takes well under 30 s on 2 CPU cores.
 """
 
-import os
+import json
+import shutil
+import sys
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
+import numpy as np
+import pytest
+import torch
 
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import red_core  # noqa: E402
-from red_core.recipes import defaults as recipe  # noqa: E402
+import red_core
+from red_core.recipes import defaults as recipe
+from red_core.recipes import policy_red
 
 ROOT = Path(__file__).resolve().parents[1]
 REWARD_DIR = ROOT / "assets" / "models" / "reward"
 POLICY_DIR = ROOT / "assets" / "models" / "policy-base"
+POLICY_RED_DIR = ROOT / "assets" / "models" / "policy-red"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No hub look-ups. huggingface_hub reads HF_HUB_OFFLINE once, when imported: tests/conftest.py sets it
+    before that; here it is set for each test too, for code that reads the variable later."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def without_vader(monkeypatch):
+    """vadersentiment not installed: its import fails, and so does asking for its version."""
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+
+    def version(name):
+        if name.lower() == "vadersentiment":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    for module in ("vaderSentiment", "vaderSentiment.vaderSentiment"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(importlib.metadata, "version", version)
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +218,42 @@ def test_swap_word_is_seeded_and_keeps_punctuation():
     assert a == b and a in ("The cat is happy.", "The cat is sad.")
 
 
+def test_missing_vader_says_what_to_install(without_vader):
+    for make in (recipe.VaderLabeller, recipe.vader_version):
+        with pytest.raises(ImportError, match=r"pip install vadersentiment==3\.3\.2`, or `pip install \.\[recipes\]"):
+            make()
+
+
+def test_correlations_match_hand_computed_values():
+    # deviations from the means: (-1.5, -0.5, 0.5, 1.5) and (-1.5, 0.5, -0.5, 1.5): 4 / sqrt(5 * 5)
+    assert recipe.pearson([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8, abs=1e-12)
+    # tied values share their average rank: ranks (1, 2.5, 2.5, 4) and (1, 3, 2, 4): 4.5 / sqrt(4.5 * 5)
+    assert recipe.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(3 / 10 ** 0.5, abs=1e-12)
+    # monotone but not linear: deviations (-1, 0, 1) and (-11/3, -2/3, 13/3): 8 / sqrt(2 * 98/3) = 4 sqrt(3) / 7
+    assert recipe.spearman([1, 2, 3], [1, 4, 9]) == pytest.approx(1.0, abs=1e-12)
+    assert recipe.pearson([1, 2, 3], [1, 4, 9]) == pytest.approx(4 * 3 ** 0.5 / 7, abs=1e-12)
+    assert recipe.spearman([3, 2, 1], [10, 20, 30]) == pytest.approx(-1.0, abs=1e-12)
+    for corr in (recipe.pearson, recipe.spearman):  # undefined: a constant sequence, or a nan (not dropped)
+        assert np.isnan(corr([1, 1, 1], [1, 2, 3])) and np.isnan(corr([1, 2, 3], [1, float("nan"), 3]))
+
+
 def test_recipe_tiny_end_to_end(tmp_path):
-    t0 = time.time()
+    from huggingface_hub import ModelCard
+
     cfg = recipe.RecipeConfig.make_tiny(out_dir=str(tmp_path))
     res = recipe.build(cfg)
-    assert time.time() - t0 < 60  # ~5 s on an idle 2-core machine; the bound only catches a non-tiny run
+    # the smoke preset, not the full build: its data and model sizes are what was trained and saved
+    assert res["data"]["n_train"] + res["data"]["n_heldout"] <= cfg.max_texts == 400
+    for sub, prefix in (("reward", "rm"), ("policy-base", "policy")):
+        config = json.loads((tmp_path / sub / "config.json").read_text())
+        assert (config["num_hidden_layers"], config["hidden_size"]) == (getattr(cfg, f"{prefix}_layers"),
+                                                                        getattr(cfg, f"{prefix}_hidden")) == (1, 32)
     for sub in ("reward", "policy-base"):
         assert (tmp_path / sub / "model.safetensors").exists() and (tmp_path / sub / "README.md").exists()
+    card = ModelCard.load(tmp_path / "reward" / "README.md")  # front matter the Hub reads
+    assert (card.data.license, card.data.pipeline_tag) == ("bsd-3-clause", "text-classification")
+    assert "reward-model" in card.data.tags and card.text.startswith("# red_core default reward model")
+    assert ModelCard.load(tmp_path / "policy-base" / "README.md").data.pipeline_tag == "text-generation"
     assert set(res["credit"]["methods"]) == {"red", "abc", "uniform", "sparse"}
     assert res["policy"]["n_samples"] == cfg.eval_samples
     rm_tiny = red_core.load_reward_model(tmp_path / "reward")
@@ -216,20 +268,64 @@ def test_recipe_tiny_end_to_end(tmp_path):
     assert {sub: (tmp_path / sub / "README.md").read_text() for sub in cards} == cards
 
 
+def test_cards_only_reproduces_the_shipped_cards(tmp_path, without_vader):
+    for folder in (REWARD_DIR, POLICY_DIR):  # a copy: --cards-only rewrites README.md in place
+        shutil.copytree(folder, tmp_path / folder.name, ignore=shutil.ignore_patterns("README.md"))
+    recipe.main(["--cards-only", "--out-dir", str(tmp_path)])  # VADER's version is in evaluation.json
+    for folder in (REWARD_DIR, POLICY_DIR):
+        assert (tmp_path / folder.name / "README.md").read_bytes() == (folder / "README.md").read_bytes()
+    for name in ("evaluation.json", "train_curves.png"):
+        shutil.copy(POLICY_RED_DIR / name, tmp_path / name)
+    policy_red.main(["--cards-only", "--out-dir", str(tmp_path)])
+    assert (tmp_path / "README.md").read_bytes() == (POLICY_RED_DIR / "README.md").read_bytes()
+
+
+def test_policy_red_is_the_default_task_run():
+    """The shipped policy-red was trained with run_config's settings: the recipe retrains the same run."""
+    shipped = json.loads((POLICY_RED_DIR / "evaluation.json").read_text())["config"]
+    expected = policy_red.run_config("red", 0, shipped["out"]).to_dict()
+    assert {k: shipped[k] for k in shipped if k != "progress"} == {k: expected[k] for k in shipped if k != "progress"}
+    cfg = policy_red.parse_args([])
+    assert Path(cfg.run) == policy_red.RUNS_DIR / "red-s0" and Path(cfg.sparse_run) == policy_red.RUNS_DIR / "sparse-s0"
+    assert Path(cfg.out_dir) == POLICY_RED_DIR and policy_red.RUNS_DIR.parent == ROOT / "bench" / "results"
+
+
+def test_policy_red_trains_evaluates_and_ships(tmp_path, monkeypatch):
+    """The recipe end to end on a one-step budget: trains the missing run, evaluates it, writes the folder."""
+    from huggingface_hub import ModelCard
+
+    from red_core.train import read_prompts
+
+    for key, value in dict(steps=1, batch_size=8, minibatch_size=8, max_new_tokens=4).items():
+        monkeypatch.setitem(policy_red.BUDGET, key, value)
+    runs, out = tmp_path / "runs", tmp_path / "policy-red"
+    res = policy_red.main(["--run", str(runs / "red-s0"), "--out-dir", str(out), "--eval-samples", "1",
+                           "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    assert (runs / ".gitignore").read_text().splitlines()[-1] == "*"  # checkpoints stay out of git
+    assert res["config"]["steps"] == 1 and set(res["eval"]) == {"red"}  # no sparse run to compare with
+    ev = res["eval"]["red"]
+    assert ev["n"] == ev["n_prompts"] == len(read_prompts(None)) and ev["per_prompt"] == 1 and 0 <= ev["win_rate"] <= 1
+    assert {"model.safetensors", "metrics.csv", "evaluation.json", "README.md"} <= {p.name for p in out.iterdir()}
+    assert not (out / "train_curves.png").exists() and not (tmp_path / ".tmp-policy-red").exists()
+    assert json.loads((out / "evaluation.json").read_text()) == res
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and "after 1 PPO steps" in card.text
+    shipped = (out / "README.md").read_bytes()
+    policy_red.main(["--cards-only", "--out-dir", str(out)])
+    assert (out / "README.md").read_bytes() == shipped
+
+
 # ----------------------------------------------------------------------------- the read audit (tests/conftest.py)
 # The recipe's tests must pass on a fresh machine, so they must not read Debian's fortunes. The session
 # records every read and fails at the end on any outside the repository, the environment and a few
 # system folders; these tests show that such a read is caught and named with the test that made it.
 
 def _audit():
-    import sys
-
     return sys.modules["red_read_audit"]  # loaded by tests/conftest.py
 
 
 def test_read_audit_flags_a_read_of_debian_fortunes():
     import os
-    import sys
 
     audit = _audit()
     rec = audit.Recorder("tests/x.py::test_reads_fortunes")  # not installed as a hook: fed by hand
@@ -276,7 +372,6 @@ def test_read_audit_covers_python_child_processes(request, tmp_path):
     """A Python process started by a test records its reads too (sitecustomize on PYTHONPATH), under its test."""
     import os
     import subprocess
-    import sys
 
     audit = _audit()
     code = "try:\n open('/usr/share/games/fortunes/fortunes')\nexcept OSError:\n pass"

@@ -9,7 +9,8 @@ Run from the repository root:
 
 Only the full build needs the Debian packages (`apt-get install fortunes fortunes-min`), or another
 folder of fortune files given with `--fortune-dir`. `--tiny` reads the small corpus written for the
-tests (tests/data/fortunes-mini), and `--cards-only` reads no corpus at all.
+tests (tests/data/fortunes-mini), and `--cards-only` reads no corpus at all (nor needs VADER: a build
+records the versions of both in evaluation.json).
 
 Everything comes from package registries, nothing from the Hugging Face Hub:
 
@@ -17,7 +18,8 @@ Everything comes from package registries, nothing from the Hugging Face Hub:
   sentences and filtered to short, plain-ASCII English;
 - labels: the VADER sentiment analyser (PyPI `vadersentiment`, MIT). VADER is a lexicon with a few
   rules, so the contribution of every word to its score is known. That is why the reward model
-  exists: RED's word-level credit can be checked against a ground truth.
+  exists: RED's word-level credit can be checked against a ground truth. It is an optional
+  dependency, needed only here: `pip install vadersentiment==3.3.2` (or `pip install .[recipes]`).
 
 Pipeline (one section each below, in this order):
 
@@ -30,7 +32,9 @@ Pipeline (one section each below, in this order):
               transformers pools it); policy: next-token loss on the response and <eos>
 7. evaluation held-out agreement with VADER; credit faithfulness of red / abc / uniform / sparse
               through the public `red_core` API; policy perplexity, samples, and their mean reward
-8. cards      README.md model cards and evaluation.json next to each model
+8. cards      evaluation.json and a README.md model card next to each model; the cards are the templates
+              templates/card_reward.md and card_policy.md (shared parts: templates/_*.md), rendered by
+              huggingface_hub.ModelCard (red_core.recipes.cards)
 
 Determinism: every random choice draws from `RecipeConfig.seed` (Python `random.Random`,
 `numpy.random.default_rng`, `torch.Generator`, `torch.manual_seed`). Timings vary with the machine.
@@ -56,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -290,11 +295,30 @@ def split_clauses(sentences: list[str], cfg: RecipeConfig, rng: random.Random) -
 
 # ----------------------------------------------------------------------------- 2. labels
 
+# VADER is an optional dependency: only building the models needs it (and --cards-only for a build that did
+# not record its version), not red_core, the app or the other recipes.
+VADER_MISSING = ("the defaults recipe labels its texts with VADER (PyPI `vadersentiment`), which is not installed: "
+                 "`pip install vadersentiment==3.3.2`, or `pip install .[recipes]` in the repository")
+
+
+def vader_version() -> str:
+    """The installed version of vadersentiment; ImportError saying what to install when there is none."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vadersentiment")
+    except PackageNotFoundError as err:
+        raise ImportError(VADER_MISSING) from err
+
+
 class VaderLabeller:
     """VADER as the labeller, plus the per-word contributions it used (the ground truth for credit)."""
 
     def __init__(self):
-        from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+        try:
+            from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+        except ImportError as err:
+            raise ImportError(VADER_MISSING) from err
         self.analyser, self._booster, self._sentitext = SentimentIntensityAnalyzer(), BOOSTER_DICT, SentiText
         self.lexicon = self.analyser.lexicon
 
@@ -557,23 +581,23 @@ def save_model(model, tokenizer, folder: Path) -> None:
 
 # ----------------------------------------------------------------------------- 7. evaluation
 
-def pearson(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.std() == 0 or b.std() == 0:
+def correlation(a, b, method: str = "pearson") -> float:
+    """Pearson or Spearman (average ranks for ties) correlation of two sequences, by pandas.
+
+    nan when either is constant or holds a nan (pandas would drop the nan pairs; a nan score is a fault to show).
+    """
+    frame = pd.DataFrame({"a": a, "b": b}, dtype=float)
+    if frame.isna().to_numpy().any():
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(frame.corr(method=method).iloc[0, 1])
+
+
+def pearson(a, b) -> float:
+    return correlation(a, b, "pearson")
 
 
 def spearman(a, b) -> float:
-    def ranks(x):
-        x = np.asarray(x, float)
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        for v in np.unique(x):  # average ranks over ties
-            r[x == v] = r[x == v].mean()
-        return r
-    return pearson(ranks(a), ranks(b))
+    return correlation(a, b, "spearman")
 
 
 @torch.no_grad()
@@ -769,75 +793,6 @@ def format_report(res: dict) -> str:
     return "\n".join(lines)
 
 
-# Measured while the recipe was written (same seed, same evaluation code); kept here so the cards say why.
-DEVELOPMENT_RUNS = """\
-## Why clauses and word swaps (development runs)
-Runs of this recipe with other settings. "Small" runs use `--max-texts 6000 --credit-texts 600`
-(5,400 training sentences, 600 held-out), which lowers every figure; compare rows within a block.
-RED r: Pearson of RED word rewards with lexicon valence; top: RED top-word accuracy.
-
-| run (flags) | RM pairwise acc | RM Pearson | RED r | RED top | ABC r | uniform r |
-|---|---:|---:|---:|---:|---:|---:|
-| full, whole sentences only (`--clause-frac 0 --aug-copies 2 --empty-frac 0`) | 0.789 | 0.731 | 0.378 | 0.341 | 0.162 | 0.222 |
-| full, shipped settings (this card) | see above | | | | | |
-| small, whole sentences only (`--clause-frac 0 --aug-copies 2 --empty-frac 0`) | 0.726 | 0.583 | 0.186 | 0.212 | 0.135 | 0.183 |
-| small, clauses (`--clause-frac 0.5 --aug-copies 2 --empty-frac 0`) | 0.714 | 0.550 | 0.324 | 0.342 | 0.084 | 0.169 |
-| same, `--rm-lr 2e-3` | 0.664 | 0.458 | 0.322 | 0.389 | 0.144 | 0.148 |
-| small, clauses, no swaps (`--aug-copies 0 --empty-frac 0`), 3 epochs | 0.670 | 0.465 | 0.341 | 0.322 | 0.102 | 0.154 |
-| same, 9 epochs (as many steps as with 2 swapped copies) | 0.675 | 0.466 | 0.225 | 0.215 | 0.125 | 0.162 |
-
-Clauses are what make the credit faithful (RED r 0.19 -> 0.32 small, 0.38 -> 0.60 full); swaps make the
-reward model agree with VADER better at equal compute (Pearson 0.47 -> 0.55) and keep the credit from
-degrading with longer training, where natural data alone overfits.
-"""
-
-
-def _settings_table(cfg: RecipeConfig, keys: list[str]) -> str:
-    return "\n".join(f"| `{k}` | {getattr(cfg, k)} |" for k in keys)
-
-
-DEBIAN_TEXT_CARD = """\
-- Text: the Debian packages `fortunes-min` and `fortunes` ({fortunes_version}), files in
-  `/usr/share/games/fortunes` except {excluded}. Licence: `/usr/share/doc/fortunes/copyright` puts
-  fortune-mod under the BSD licence (Copyright (c) 1991 The Regents of the University of California);
-  Debian ships the collections in `main`. The fortunes are quotations and jokes from many authors,
-  collected over decades; the package gives no per-item licence. The offensive collection
-  (`fortunes-off`) is not used, but some fortunes are dated or crude."""
-
-OTHER_TEXT_CARD = """\
-- Text: the fortune files in `{fortune_dir}`
-  except {excluded} (not the Debian collections the shipped models are built from)."""
-
-DATA_CARD = """\
-## Data
-{text_source}
-- Cut into sentences, kept when {min_words}-{max_words} words of plain ASCII prose; deduplicated
-  ({n_sentences} sentences: {n_train} train, {n_heldout} held out, split by a seeded shuffle).
-- Prompts: {prompt_pct}% of texts get one of {n_prompts} neutral prompts (no VADER lexicon word, so they
-  do not change the label), e.g. {prompt_example!r}; the rest have the empty prompt. The models see
-  `prompt + response` exactly, with `<bos>` prepended by the tokenizer.
-- Labels: VADER compound score (PyPI `vadersentiment` {vader_version}, MIT licence, C.J. Hutto) of
-  `prompt + response`, in [-1, 1].
-- Tokenizer: byte-level BPE trained by the recipe on the training texts, {vocab} tokens; `<pad>`=0,
-  `<bos>`=1 (prepended automatically, so an empty prompt is the single token `<bos>`), `<eos>`=2;
-  pad differs from eos. No chat template.
-"""
-
-LIMITS_CARD = """\
-## Limitations
-- VADER is a lexicon with a few rules, not human judgement: sarcasm, most context, and words outside
-  its lexicon carry no sentiment here. The models inherit this.
-- The reward model learns VADER's word valences far better than its rules: negation is only partly
-  learnt and the "but" rule (the clause after "but" weighs 1.5x, the one before 0.5x) hardly at all;
-  see the mixed and negated rows of the examples table.
-- Tiny models trained on ~20k short sentences of quotations and jokes: English only, short texts only
-  (trained up to {max_words} words; inputs up to {max_length} tokens are accepted, rotary positions, but far
-  beyond the training length the scores are untested).
-- Prefix scores (what RED reads) were never trained directly: the reward model only ever got a target
-  for a whole text. Their calibration is an assumption, which the credit-faithfulness table measures.
-"""
-
-
 def deb_version(package: str) -> str:
     """The installed version of a Debian package, or "version unknown"."""
     try:
@@ -852,139 +807,28 @@ def is_debian_corpus(cfg: RecipeConfig) -> bool:
 
 
 def write_cards(cfg: RecipeConfig, out: Path, res: dict, rm, policy) -> None:
-    from importlib.metadata import version
-
+    """README.md of both models, from templates/card_reward.md and templates/card_policy.md."""
     import transformers
+    from huggingface_hub import ModelCardData
+
+    from red_core.recipes.cards import part, write_card
 
     d = res["data"]
-    excluded = ", ".join(f"`{f}`" for f in cfg.exclude_files) or "none"
-    if is_debian_corpus(cfg):
-        # recorded at build time, so --cards-only gives the same card on a machine without the packages
-        text_source = DEBIAN_TEXT_CARD.format(fortunes_version=d.get("fortunes_version") or deb_version("fortunes"),
-                                              excluded=excluded)
-    else:
-        text_source = OTHER_TEXT_CARD.format(fortune_dir=cfg.fortune_dir, excluded=excluded)
-    data_card = DATA_CARD.format(
-        text_source=text_source, min_words=cfg.min_words, max_words=cfg.max_words, n_sentences=d["n_train"] + d["n_heldout"],
-        n_train=d["n_train"], n_heldout=d["n_heldout"], prompt_pct=round(100 * cfg.prompt_frac),
-        n_prompts=len(cfg.prompts), prompt_example=cfg.prompts[0], vader_version=version("vadersentiment"),
-        vocab=res["tokenizer"]["vocab_size"]).rstrip("\n")
-    limits = LIMITS_CARD.format(max_words=cfg.max_words, max_length=cfg.max_length)
-    report = format_report(res)
-    build = (f"Built by `python -m red_core.recipes.defaults{' --tiny' if cfg.tiny else ''}` (seed {cfg.seed}, "
-             f"torch {torch.__version__}, transformers {transformers.__version__}, {cfg.threads} CPU threads) "
-             f"in {res['wall_time_s'] / 60:.1f} min. Rerun it to rebuild; the numbers below are its printout.")
-    rm_card = f"""\
----
-license: bsd-3-clause
-library_name: transformers
-pipeline_tag: text-classification
-tags: [reward-model, sentiment, vader, red, offline-default]
----
-# red_core default reward model (sentiment, VADER-labelled)
-
-A {n_params(rm) / 1e6:.1f}M-parameter `LlamaForSequenceClassification` (one output, raw score, no sigmoid)
-that scores how positive `prompt + response` is, trained to reproduce the VADER compound score.
-It is the offline default of `red_core.load_reward_model()`, built so that RED's token rewards can be
-checked against a known truth: VADER's per-word valences.
-
-{build}
-
-## Intended use
-Demonstrations, tests and tutorials of reward redistribution (RED, ABC, ...) without network access;
-the reward of the RL examples that start from `assets/models/policy-base`. Not a general reward model
-and not a sentiment classifier for real use (use VADER itself for that).
-
-{data_card}
-- Reward-model units (seeded): half of the training sentences that have several clauses are used as
-  their clauses instead (cut after "," ";" ":", the cut punctuation dropped); a sentence is used whole
-  or as clauses, never both, so no training text is a prefix of another. Why: a model that only scores
-  texts ending in "." judges at the full stop, and its score lags a token behind each sentiment word;
-  texts that end on a word teach it to judge wherever the text stops, which is what RED reads.
-- Augmentation (reward model only, seeded): {cfg.aug_copies} copies of each unit with one word replaced by a
-  random VADER-lexicon word seen in the training text (a lexicon word is replaced when the unit has one,
-  else a content word of 4+ letters), relabelled by VADER. Why: in natural text sentiment words come with
-  their topics, and each lexicon word is rare (most of the ~2,400 that occur do so fewer than 5 times);
-  with swaps every lexicon word shows up in many contexts, so the model learns what the labeller does
-  (add up word valences, with negation) rather than topic cues. Swapped texts are less fluent; the
-  policy never sees them, and all evaluation uses natural, unswapped held-out sentences.
-- Empty responses: {d.get('n_empty', 0)} texts that are a prompt alone (or nothing), labelled VADER(prompt) = 0.
-  An empty response is a valid response; this gives the prompt-only score R(x, empty), RED's baseline,
-  a meaning (about 0) instead of whatever an untrained position outputs.
-- {d['n_rm_train']} training texts in all ({d['n_rm_units']} sentences and clauses, {d['n_swapped']} swapped, {d.get('n_empty', 0)} empty);
-  {round(100 * cfg.eos_frac)}% end with `<eos>`, so the model scores a text the same with or without a final `<eos>`.
-
-## Training
-Regression (MSE) on the compound score; one target per whole text, read where transformers pools the
-score (last non-pad token); no per-prefix targets. Why regression rather than Bradley-Terry on pairs:
-the labeller gives an absolute score, and regression keeps it, so 0 means neutral, the prompt-only
-baseline R(x, empty) is near 0 and token rewards are in compound units; pairs would throw away scale and offset.
-
-| setting | value |
-|---|---|
-{_settings_table(cfg, ['rm_layers', 'rm_hidden', 'rm_heads', 'rm_kv_heads', 'rm_intermediate', 'vocab_size',
-                       'max_length', 'clause_frac', 'aug_copies', 'empty_frac', 'eos_frac', 'prompt_frac',
-                       'rm_epochs', 'rm_batch_size', 'rm_lr', 'weight_decay', 'warmup_frac', 'seed'])}
-| optimiser | AdamW (0.9, 0.95), warm-up then cosine to 10%, grad-norm clip 1.0 |
-| training loss per epoch | {', '.join(f'{x:.4f}' for x in res['rm_train_loss'])} |
-| weights | float32 safetensors, {res['sizes_mb'][REWARD_SUBDIR]:.1f} MB with tokenizer |
-
-## Evaluation
-```
-{report}
-```
-Credit methods come from the public `red_core.token_rewards_batch` API with their default settings,
-aggregated to whitespace-separated words (`TokenRewards.aggregate("word")`).
-
-{"" if cfg.tiny else DEVELOPMENT_RUNS}
-{limits}"""
-    policy_card = f"""\
----
-license: bsd-3-clause
-library_name: transformers
-pipeline_tag: text-generation
-tags: [policy, rlhf, red, offline-default]
----
-# red_core default base policy (fortune-style sentences)
-
-A {n_params(policy) / 1e6:.1f}M-parameter `LlamaForCausalLM` (tied embeddings) that writes one short
-fortune-style sentence after a prompt, then `<eos>`. It shares its tokenizer with
-`assets/models/reward` and is the starting policy of the RL examples: its mean reward below is the
-"before" figure that RL training should raise.
-
-{build}
-
-## Intended use
-Offline demonstrations and tests of RL with token-level rewards (PPO with RED, sparse, ABC, ...).
-Not a useful language model otherwise.
-
-{data_card}
-- The policy trains on the whole natural training sentences only (no clauses, no swapped copies), with
-  the same prompts.
-
-## Training
-Next-token cross-entropy on the response tokens and the final `<eos>`; the prompt and `<bos>` are
-context only. Generation config (saved): ancestral sampling, temperature 1, no top-k / top-p
-(so samples follow the policy's own distribution, as policy-gradient methods assume),
-`max_new_tokens={cfg.max_new_tokens}`. For batched generation pad on the left.
-
-| setting | value |
-|---|---|
-{_settings_table(cfg, ['policy_layers', 'policy_hidden', 'policy_heads', 'policy_kv_heads', 'policy_intermediate',
-                       'vocab_size', 'max_length', 'policy_epochs', 'policy_batch_size', 'policy_lr',
-                       'weight_decay', 'warmup_frac', 'seed'])}
-| optimiser | AdamW (0.9, 0.95), warm-up then cosine to 10%, grad-norm clip 1.0 |
-| training loss per epoch | {', '.join(f'{x:.4f}' for x in res['policy_train_loss'])} |
-| weights | float32 safetensors, {res['sizes_mb'][POLICY_SUBDIR]:.1f} MB with tokenizer |
-
-## Evaluation
-```
-{report}
-```
-
-{limits}"""
-    (out / REWARD_SUBDIR / "README.md").write_text(rm_card)
-    (out / POLICY_SUBDIR / "README.md").write_text(policy_card)
+    shared = dict(cfg=cfg, res=res, d=d, excluded=", ".join(f"`{f}`" for f in cfg.exclude_files) or "none")
+    data = part("data", **shared, debian=is_debian_corpus(cfg), prompt_example=repr(cfg.prompts[0]),
+                # recorded at build time, so --cards-only gives the same card without the packages
+                fortunes_version=d.get("fortunes_version") or deb_version("fortunes"),
+                vader_version=d.get("vader_version") or vader_version(), vocab_size=res["tokenizer"]["vocab_size"])
+    sections = dict(data=data, limits=part("limits", **shared), report=format_report(res),
+                    build=part("build", **shared, torch_version=torch.__version__,
+                               transformers_version=transformers.__version__))
+    for subdir, template, model, pipeline_tag, tags in (
+            (REWARD_SUBDIR, "reward", rm, "text-classification", ["reward-model", "sentiment", "vader", "red",
+                                                                  "offline-default"]),
+            (POLICY_SUBDIR, "policy", policy, "text-generation", ["policy", "rlhf", "red", "offline-default"])):
+        card_data = ModelCardData(license="bsd-3-clause", library_name="transformers", pipeline_tag=pipeline_tag,
+                                  tags=tags)
+        write_card(out / subdir, template, card_data, **shared, **sections, subdir=subdir, n_params=n_params(model))
 
 
 def folder_mb(folder: Path) -> float:
@@ -1031,7 +875,8 @@ def build(cfg: RecipeConfig) -> dict:
         "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
                  "n_swapped": sum(ex.source == "swap" for ex in swapped),
                  "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped),
-                 **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {})},
+                 **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {}),
+                 "vader_version": vader_version()},
         "tokenizer": {"vocab_size": len(tokenizer)},
         "rm_train_loss": rm_loss, "policy_train_loss": policy_loss,
         "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
