@@ -23,7 +23,7 @@ from app import limits
 from app.cache import ModelCache
 from app.hosting import Hosting, public_name
 from red_core.models import DEFAULT_POLICY, DEFAULT_REWARD_MODEL, REPO_ROOT
-from red_core.train.compare import DEFAULT_AFTER
+from red_core.policies import DEFAULT_AFTER
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "examples.json"
 INPUT_FORMATS = ("auto", "concat", "pair")

@@ -4,7 +4,7 @@
 
 Handlers are plain functions (`generate`, `train_live`) so tests call them directly and through
 gradio_client (api names "policies_generate", "policies_train_live"). All sampling, scoring and
-statistics live in red_core.train.compare; this file checks input, reports progress and renders.
+statistics live in red_core.policies; this file checks input, reports progress and renders.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from app import render
 from app.context import AppContext, RMChoice, display_name
 from app.errors import handler, user_error
 from app.hosting import public_name
+from red_core import policies as compare
 from red_core import viz
 from red_core.models import RewardModelError
-from red_core.train import compare
 from red_core.train.config import read_prompts
 
 MAX_LIVE_STEPS = 30  # steps per method in the "train live" panel
@@ -182,7 +182,7 @@ def live_models(ctx: AppContext):
 
 def train_live(ctx: AppContext, steps, seed, critic: str = "auto", progress=gr.Progress()):
     """Generator handler: a short RED-PPO and sparse-PPO run on the bundled defaults, one live figure."""
-    from red_core.train.live import live_figure, live_runs
+    from red_core.policies import live_figure, live_runs
 
     steps = int(steps)
     if not 1 <= steps <= MAX_LIVE_STEPS:

@@ -8,8 +8,8 @@ import torch
 
 from app import policies_tab
 from app.context import AppContext, RMChoice
+from red_core import policies as compare
 from red_core.testing import byte_bpe_tokenizer, tiny_causal_lm, tiny_reward_model
-from red_core.train import compare
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_through_gradio_client(setup, serve_app):
 
 def test_live_runs_step_both_methods(setup):
     from red_core import load_policy, load_reward_model
-    from red_core.train.live import live_figure, live_runs
+    from red_core.policies import live_figure, live_runs
 
     policy, tok = load_policy(setup["before"])
     weights = {k: v.clone() for k, v in policy.state_dict().items()}
@@ -111,7 +111,7 @@ def test_live_runs_step_both_methods(setup):
 
 
 def small_live_runs(monkeypatch):
-    import red_core.train.live as live
+    import red_core.policies as live
 
     monkeypatch.setattr(live, "live_runs", partial(live.live_runs, threads=1))
     monkeypatch.setattr(policies_tab, "LIVE_BATCH_SIZE", 2)
@@ -135,7 +135,7 @@ def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkey
 
     from gradio_client import Client
 
-    import red_core.train.live as live
+    import red_core.policies as live
 
     small_live_runs(monkeypatch)
     spans, inner = [], live.live_runs

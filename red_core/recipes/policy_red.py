@@ -117,7 +117,7 @@ def train_run(cfg: PolicyRedConfig) -> None:
 
 def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], max_new_tokens: int) -> dict:
     """`after` against the base policy on every prompt, cfg.eval_samples samples each, same seeds for both."""
-    from red_core.train import compare
+    from red_core import policies as compare
 
     base = cfg.policy or str(DEFAULT_POLICY)
     cmps = []

@@ -5,7 +5,7 @@
 
 Modules: config (TrainConfig), rewards (RM credit + KL penalty), gae (advantages), ppo (the five
 phases, resume, the run), checkpoints (the run folder on disk: checkpoints, metrics, faults), cli
-(`python -m red_core train`), compare (before/after policies).
+(`python -m red_core train`). The policy comparison and train-live panel of the app are in red_core.policies.
 """
 
 from red_core.train.checkpoints import RunFolderError, latest_checkpoint, read_metrics

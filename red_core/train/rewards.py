@@ -107,7 +107,7 @@ def token_char_ends(tokenizer, response_ids: list[int], text: str) -> list[int]:
     return ends
 
 
-def _empty_scores(rm: RewardModel, prompt_text: str) -> PrefixScores:
+def empty_response_scores(rm: RewardModel, prompt_text: str) -> PrefixScores:
     """A response with no text: R(x, y) = R(x, ∅) = the prompt's own score; one token carries it."""
     if prompt_text:
         ps = score_encodings(rm, [encode(rm, "", prompt_text)])[0]
@@ -158,7 +158,7 @@ def rollout_credit(rm: RewardModel, policy_tokenizer, prompt_ids: list[list[int]
             moved = transfer_rewards(rm_ends, rm_rewards, token_char_ends(policy_tokenizer, response_ids[b], texts[b]))
             notes.extend(ps.notes + enc.warnings)
         else:  # nothing but special tokens was generated
-            ps = _empty_scores(rm, prompt_texts[b])
+            ps = empty_response_scores(rm, prompt_texts[b])
             rm_rewards, _ = compute_rewards(method, ps, **params)
             moved = np.zeros(n)
             moved[-1] = float(np.sum(rm_rewards))

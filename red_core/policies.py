@@ -1,26 +1,40 @@
-"""Before / after: sample from two policies with the same seeds, score with one RM, compare.
+"""Policies side by side, for the app's Policies tab: before/after comparison and live RED vs sparse training.
+
+Two jobs, both used by app/policies_tab.py (which only renders what this module returns):
+
+1. Before / after: sample from two policies with the same seeds, score with one RM, compare.
 
     run = compare_policies(use_policy, rm, before="assets/models/policy-base",
                            after="assets/models/policy-red", prompts=["The movie was"], n=4)
     for event in run: ...          # Progress(...) events, then one Comparison at the end
 
-`use_policy(name)` is a context manager that yields (model, tokenizer) - the app passes its model
-cache; `local_policies()` loads on demand for scripts and tests. The library knows nothing about
-Gradio: the Policies tab (app/policies_tab.py) only renders what this module returns.
+   `use_policy(name)` is a context manager that yields (model, tokenizer) - the app passes its model
+   cache; `local_policies()` loads on demand for scripts and tests. For every prompt and sample j:
+   - both policies sample with the same torch seed (seed, prompt index), the same temperature, top-p
+     and length limit, so the comparison uses common random numbers;
+   - the RM scores each response (`red_core.token_rewards_batch`, RED token rewards for the heatmaps);
+   - win rate of after over before: the share of pairs (prompt, j) where after's R(x, y) is higher
+     (ties count one half);
+   - KL of each policy to the reference: the mean over its own samples of
+     Σ_t log π(y_t|s_t) − log π_ref(y_t|s_t) (the k1 estimate PPO penalises), 0 for the reference
+     itself, None when the two tokenizers differ (log-probs of the same tokens are then undefined).
 
-What is compared, for every prompt and sample index j:
-- both policies sample with the same torch seed (seed, prompt index), the same temperature, top-p
-  and length limit, so the comparison uses common random numbers;
-- the RM scores each response (`red_core.token_rewards_batch`, RED token rewards for the heatmaps);
-- win rate of after over before: the share of pairs (prompt, j) where after's R(x, y) is higher
-  (ties count one half);
-- KL of each policy to the reference: the mean over its own samples of
-  Σ_t log π(y_t|s_t) − log π_ref(y_t|s_t) (the k1 estimate PPO penalises), 0 for the reference
-  itself, None when the two tokenizers differ (log-probs of the same tokens are then undefined).
+2. Train live: short PPO runs (RED vs sparse) stepped together, for a live reward curve.
+
+    for history, message in live_runs(policy, tokenizer, rm, prompts, steps=15):
+        fig = live_figure(history)     # history: {"red": [metrics, ...], "sparse": [...]}
+
+   Both runs start from the same policy, use the same seed and settings and differ only in the
+   credit method. The caller hands in the models (the app takes them from its locked model cache);
+   each run trains its own copy of the policy, so the caller's model never changes. Nothing is
+   written to disk.
 """
+
 
 from __future__ import annotations
 
+import copy
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -28,8 +42,9 @@ import numpy as np
 import torch
 
 from red_core.models import REPO_ROOT, load_policy
-from red_core.train.ppo import token_logprobs
-from red_core.train.rewards import same_vocabulary
+from red_core.train.config import TrainConfig
+from red_core.train.ppo import PPOTrainer, token_logprobs
+from red_core.train.rewards import empty_response_scores, same_vocabulary
 
 MAX_PROMPTS = 8  # prompts per comparison
 MAX_SAMPLES_PER_PROMPT = 16  # samples per prompt and policy
@@ -244,7 +259,6 @@ def _score(rm, s: SampleSet) -> tuple[list, list]:
     """RED TokenRewards and R(x, y) of each sample. An empty response (EOS at once) has no token to
     show; its score is the RM's score of the prompt alone, R(x, ∅)."""
     from red_core.api import token_rewards_batch
-    from red_core.train.rewards import _empty_scores
 
     idx = [i for i, r in enumerate(s.responses) if r]
     scored = token_rewards_batch(rm, [s.prompts[i] for i in idx], [s.responses[i] for i in idx], "red",
@@ -255,7 +269,7 @@ def _score(rm, s: SampleSet) -> tuple[list, list]:
         trs[i] = tr
         scores[i] = None if isinstance(tr, Exception) else float(tr.score)
     for i in set(range(len(s.responses))) - set(idx):
-        scores[i] = float(_empty_scores(rm, s.prompts[i]).score)
+        scores[i] = float(empty_response_scores(rm, s.prompts[i]).score)
     return trs, scores
 
 
@@ -305,3 +319,48 @@ def _short(name: str) -> str:
         return str(Path(name).resolve().relative_to(REPO_ROOT))
     except (ValueError, OSError):
         return name
+
+
+# ----------------------------------------------------------------------------- train live
+COLOURS = {"red": "#2166ac", "sparse": "#b2182b", "uniform": "#4d9221", "abc": "#8c510a"}
+
+
+def live_runs(policy, tokenizer, rm, prompts: list[str], *, steps: int = 15, seed: int = 0, batch_size: int = 8,
+              max_new_tokens: int = 12, methods: tuple[str, ...] = ("red", "sparse"), **overrides):
+    """Generator of (history, message) after every step of every method.
+
+    policy, tokenizer: a causal LM and its tokenizer (copied per method, never changed);
+    rm: a red_core RewardModel (read only); prompts: the prompts to sample from.
+    """
+    trainers = {}
+    for m in methods:
+        cfg = TrainConfig(method=m, steps=steps, batch_size=batch_size, minibatch_size=max(1, batch_size // 2),
+                          max_new_tokens=max_new_tokens, seed=seed, progress=False, out=tempfile.gettempdir(),
+                          **overrides)
+        trainers[m] = PPOTrainer(cfg, policy=copy.deepcopy(policy).float(), tokenizer=tokenizer, rm=rm,
+                                 prompts=list(prompts))
+    history: dict[str, list[dict]] = {m: [] for m in methods}
+    for step in range(steps):
+        for m, trainer in trainers.items():
+            history[m].append(trainer.step())
+            last = history[m][-1]
+            yield history, f"step {step + 1}/{steps} {m}: reward {last['reward_mean']:+.3f}, KL {last['kl']:.3f}"
+
+
+def live_figure(history: dict):
+    """Plotly: mean RM reward per step for each method (and KL on a second axis, dotted)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for m, rows in history.items():
+        x = [r["step"] for r in rows]
+        colour = COLOURS.get(m, None)
+        fig.add_scatter(x=x, y=[r["reward_mean"] for r in rows], name=f"{m}: reward", mode="lines+markers",
+                        line={"color": colour})
+        fig.add_scatter(x=x, y=[r["kl"] for r in rows], name=f"{m}: KL", mode="lines", yaxis="y2",
+                        line={"color": colour, "dash": "dot"})
+    fig.update_layout(title="PPO from the same policy: mean RM reward per step (KL dotted, right axis)",
+                      xaxis_title="step", yaxis_title="mean R(x, y)", height=380, plot_bgcolor="#fff",
+                      yaxis2={"title": "KL to reference", "overlaying": "y", "side": "right", "showgrid": False},
+                      legend={"orientation": "h", "y": -0.2}, margin={"l": 50, "r": 50, "t": 50, "b": 60})
+    return fig
