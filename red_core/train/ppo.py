@@ -6,7 +6,7 @@
     4. GAE        advantages and returns per token (γ, λ)
     5. update     clipped policy loss and clipped value loss, a few epochs of minibatches
 
-RED changes only phase 3 (see red_core/train/rewards.py and ../shared/docs/red-method.md).
+RED changes only phase 3 (see red_core/train/rewards.py, and the README's method summary).
 
 Implementation choices (P = from the RED paper, S = from its code lineage safe-rlhf, not stated in
 the paper, O = ours):
@@ -46,7 +46,7 @@ import copy
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -127,8 +127,8 @@ def build_critic(choice: str, policy, rm, shared: bool) -> tuple[Critic, str]:
 
 
 @dataclass
-class Rollouts:
-    """One step's batch: B prompts (left-padded to P) and their responses (right-padded to T)."""
+class Sequences:
+    """Phase 1's samples as model input: B prompts (left-padded to P) and their responses (right-padded to T)."""
 
     prompt_texts: list[str]  # (B,)
     prompt_ids: list[list[int]]  # (B,) unpadded policy prompt ids
@@ -138,10 +138,6 @@ class Rollouts:
     P: int  # padded prompt length
     response: torch.Tensor  # (B, T) generated ids
     mask: torch.Tensor  # (B, T) float, 1 on generated tokens (EOS included), 0 after
-    logp_old: torch.Tensor | None = None  # (B, T) log π_old(y_t|s_t)
-    logp_ref: torch.Tensor | None = None  # (B, T) log π_ref(y_t|s_t)
-    values: torch.Tensor | None = None  # (B, T) V(s_t)
-    entropy: torch.Tensor | None = None  # (B, T) H(π_old(·|s_t))
 
     @property
     def T(self) -> int:
@@ -150,6 +146,16 @@ class Rollouts:
     def response_lists(self) -> list[list[int]]:
         lengths = self.mask.sum(-1).long().tolist()
         return [row[:n] for row, n in zip(self.response.tolist(), lengths)]
+
+
+@dataclass
+class Rollouts(Sequences):
+    """One step's batch, complete: the samples plus what the old policy, the reference and the critic said."""
+
+    logp_old: torch.Tensor  # (B, T) log π_old(y_t|s_t)
+    logp_ref: torch.Tensor  # (B, T) log π_ref(y_t|s_t)
+    values: torch.Tensor  # (B, T) V(s_t)
+    entropy: torch.Tensor  # (B, T) H(π_old(·|s_t))
 
 
 def _eos_ids(policy, tokenizer) -> list[int]:
@@ -258,14 +264,15 @@ class PPOTrainer:
         input_ids = torch.cat([prompt, response], dim=1)  # (B, P+T)
         attention_mask = torch.cat([prompt_mask, mask.long()], dim=1)  # (B, P+T)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P+T)
-        ro = Rollouts(texts, prompt_ids, input_ids, attention_mask, position_ids, P, response, mask)
+        seq = Sequences(texts, prompt_ids, input_ids, attention_mask, position_ids, P, response, mask)
         # log π_old, log π_ref, V(s_t) and entropy on the response tokens, in one no-grad pass each.
-        ro.logp_old, ro.entropy = self.policy_logprobs(self.policy, ro, with_entropy=True)  # (B, T) each
-        ro.logp_ref, _ = self.policy_logprobs(self.ref, ro)  # (B, T)
-        ro.values = self.critic_values(ro)  # (B, T)
-        return ro
+        logp_old, entropy = self.policy_logprobs(self.policy, seq, with_entropy=True)  # (B, T) each
+        logp_ref, _ = self.policy_logprobs(self.ref, seq)  # (B, T)
+        assert entropy is not None
+        return Rollouts(**{f.name: getattr(seq, f.name) for f in fields(Sequences)}, logp_old=logp_old,
+                        logp_ref=logp_ref, values=self.critic_values(seq), entropy=entropy)
 
-    def policy_logprobs(self, model, ro: Rollouts, rows=None, with_entropy=False):
+    def policy_logprobs(self, model, ro: Sequences, rows=None, with_entropy=False):
         rows = slice(None) if rows is None else rows
         with self.autocast():
             logits = model(input_ids=ro.input_ids[rows], attention_mask=ro.attention_mask[rows],
@@ -273,7 +280,7 @@ class PPOTrainer:
         logits = logits[:, ro.P - 1: ro.P - 1 + ro.T]  # (b, T, V): position P-1+t predicts y_t
         return token_logprobs(logits, ro.response[rows], self.cfg.temperature, with_entropy)
 
-    def critic_values(self, ro: Rollouts, rows=None) -> torch.Tensor:
+    def critic_values(self, ro: Sequences, rows=None) -> torch.Tensor:
         rows = slice(None) if rows is None else rows
         with self.autocast():
             v = self.critic(ro.input_ids[rows], ro.attention_mask[rows], ro.position_ids[rows])  # (b, P+T)
