@@ -592,8 +592,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figure_html(fig, name: str) -> str:
-    """The figure's div and script (no plotly.js: the page has it once); a fixed id keeps the page reproducible."""
+def _figure_html(fig, name: str, sink: dict | None = None) -> str:
+    """The figure's div and script (no plotly.js: the page has it once); a fixed id keeps the page reproducible.
+    With a `sink`, the figure goes there instead and no markup is returned (for callers that draw figures)."""
+    if sink is not None:
+        sink[name] = fig
+        return ""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"red-corpus-{name}",
                        config={"displaylogo": False, "responsive": True})
 
@@ -618,14 +622,14 @@ def _bars(labels: list[str], values: list, lows: list, highs: list, title: str, 
     return fig
 
 
-def _ranked_figure(section: dict, label, title: str, name: str):
+def _ranked_figure(section: dict, label, title: str, name: str, sink: dict | None = None):
     shown = section["highest"] + [d for d in reversed(section["lowest"]) if d not in section["highest"]]
     if not shown:
         return "<p>No entry reaches the minimum count.</p>"
     labels = [_e(label(d)) for d in shown]
     hover = [f"{lab}<br>mean {d['mean']:+.4f}, n = {d['count']}" for lab, d in zip(labels, shown)]
     return _figure_html(_bars(labels, [d["mean"] for d in shown], [d["ci_low"] for d in shown],
-                              [d["ci_high"] for d in shown], title, "mean credit", hover), name)
+                              [d["ci_high"] for d in shown], title, "mean credit", hover), name, sink)
 
 
 def _ranked_tables(section: dict, first: str, cell) -> str:
@@ -656,27 +660,27 @@ def _totals_html(t: dict, opt: dict) -> str:
     return out + f"<p class='how'>{_e(opt['interval'])}; Spearman: {_e(opt['spearman'])}.</p>"
 
 
-def _words_html(rep: dict) -> str:
+def _words_html(rep: dict, sink: dict | None = None) -> str:
     w, opt = rep["words"], rep["options"]
     sp = w["special"]
     special = (f"<p>(special): {sp['count']} tokens, mean credit {_num(sp['mean'])}, 95% interval "
                f"[{_num(sp['ci_low'])}, {_num(sp['ci_high'])}].</p>")
     return _section("Words", HOW["words"].format(**opt),
                     f"<p>{w['vocabulary']} distinct words, {w['eligible']} with at least {opt['min_count']} occurrences.</p>",
-                    _ranked_figure(w, lambda d: d["word"], "Highest and lowest mean credit per word", "words"),
+                    _ranked_figure(w, lambda d: d["word"], "Highest and lowest mean credit per word", "words", sink),
                     special, _ranked_tables(w, "word", lambda d: f"<code>{_e(d['word'])}</code>"))
 
 
-def _tokens_html(rep: dict) -> str:
+def _tokens_html(rep: dict, sink: dict | None = None) -> str:
     t, opt = rep["tokens"], rep["options"]
     label = lambda d: d["token"] + (" [special]" if d["special"] else "")  # noqa: E731
     return _section("Tokens", HOW["tokens"],
                     f"<p>{t['vocabulary']} distinct tokens, {t['eligible']} with at least {opt['min_count']} occurrences.</p>",
-                    _ranked_figure(t, lambda d: align.display(label(d)), "Highest and lowest mean credit per token", "tokens"),
+                    _ranked_figure(t, lambda d: align.display(label(d)), "Highest and lowest mean credit per token", "tokens", sink),
                     _ranked_tables(t, "token", lambda d: _unit_html(d["token"], d["special"])))
 
 
-def _position_html(rep: dict) -> str:
+def _position_html(rep: dict, sink: dict | None = None) -> str:
     p = rep["position"]
     dec = p["deciles"]
     parts = []
@@ -686,14 +690,14 @@ def _position_html(rep: dict) -> str:
         hover = [f"{lab}<br>mean {_plain(d['mean'])}, n = {d['count']}" for lab, d in zip(labels, dec)]
         parts.append(_figure_html(_bars(labels, vals, [d["ci_low"] for d in dec], [d["ci_high"] for d in dec],
                                         f"Mean credit per {p['unit']} by relative position", "mean credit", hover),
-                                  "deciles"))
+                                  "deciles", sink))
     headers = ["position", "count", "mean", "std", "95% interval", "example ids"]
     parts.append(_table(headers, [[_e(d["range"])] + _stat_cells(d) for d in dec]))
     parts.append(_table(["index"] + headers[1:], [[_e(d["bucket"])] + _stat_cells(d) for d in p["buckets"]]))
     return _section("Credit by position", HOW["position"].format(unit=p["unit"]), *parts)
 
 
-def _length_html(rep: dict) -> str:
+def _length_html(rep: dict, sink: dict | None = None) -> str:
     import plotly.graph_objects as go
 
     ln = rep["length"]
@@ -708,7 +712,7 @@ def _length_html(rep: dict) -> str:
         fig.update_layout(title=f"Score against length ({len(pts)} of {ln['rows']} responses)", height=380,
                           xaxis={"title": f"length ({key})"}, yaxis={"title": "score R(x, y)"}, plot_bgcolor="#fff",
                           margin={"l": 50, "r": 20, "t": 40, "b": 50})
-        parts.append(_figure_html(fig, "length"))
+        parts.append(_figure_html(fig, "length", sink))
     rows = [[f"length in {k}", _num(ln[k]["pearson"]), _num(ln[k]["spearman"])] for k in ("words", "tokens")]
     parts.append(_table(["", "Pearson", "Spearman"], rows))
     if ln["sampled"]:
@@ -716,7 +720,7 @@ def _length_html(rep: dict) -> str:
     return _section("Score and length", HOW["length"], *parts)
 
 
-def _pairs_html(rep: dict) -> str:
+def _pairs_html(rep: dict, sink: dict | None = None) -> str:
     import plotly.graph_objects as go
 
     pr, opt = rep["pairs"], rep["options"]
@@ -736,13 +740,13 @@ def _pairs_html(rep: dict) -> str:
         fig.add_vline(x=0, line_color="rgb(178,24,43)")
         fig.update_layout(title="Margin score(chosen) − score(rejected)", height=320, plot_bgcolor="#fff",
                           xaxis={"title": "margin"}, yaxis={"title": "pairs"}, margin={"l": 50, "r": 20, "t": 40, "b": 50})
-        parts.append(_figure_html(fig, "margins"))
+        parts.append(_figure_html(fig, "margins", sink))
         parts.append(_table(["quantile"] + list(m["quantiles"]), [["margin"] + [_num(v) for v in m["quantiles"].values()]]))
-    parts.append(_separating_html(pr["separating"]))
+    parts.append(_separating_html(pr["separating"], sink))
     return _section("Preference pairs", HOW["pairs"].format(unit=opt["unit"], min_count=opt["min_count"]), *parts)
 
 
-def _separating_html(sep: dict) -> str:
+def _separating_html(sep: dict, sink: dict | None = None) -> str:
     unit = sep["unit"]
     shown = sep["chosen_higher"] + [d for d in reversed(sep["rejected_higher"]) if d not in sep["chosen_higher"]]
     parts = [f"<h3>{_e(unit.capitalize())}s that separate chosen from rejected ({sep['eligible']} eligible)</h3>"]
@@ -751,7 +755,7 @@ def _separating_html(sep: dict) -> str:
         hover = [f"{lab}<br>chosen − rejected {d['difference']:+.4f}" for lab, d in zip(labels, shown)]
         parts.append(_figure_html(_bars(labels, [d["difference"] for d in shown], [d["ci_low"] for d in shown],
                                         [d["ci_high"] for d in shown], "Mean credit on chosen minus on rejected",
-                                        "difference of mean credit", hover), "separating"))
+                                        "difference of mean credit", hover), "separating", sink))
     headers = [unit, "chosen − rejected", "95% interval", "chosen n", "chosen mean", "rejected n", "rejected mean",
                "example pair ids"]
     for name in ("chosen_higher", "rejected_higher"):
@@ -773,3 +777,15 @@ def render_html(report: dict) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'><title>What this reward model rewards</title>"
             f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head>"
             f"<body><h1>What this reward model rewards: corpus report</h1>{body}</body></html>")
+
+
+def report_parts(report: dict) -> tuple[str, dict]:
+    """For an app that draws figures itself: (every section as HTML with no script, {name: plotly Figure}).
+
+    Figure names: words, tokens, deciles, length, margins, separating (those the data allows)."""
+    report = strict_json(report)
+    figures: dict = {}
+    body = "".join([_totals_html(report["totals"], report["options"]), _words_html(report, figures),
+                    _tokens_html(report, figures), _position_html(report, figures), _length_html(report, figures),
+                    _pairs_html(report, figures)])
+    return f"<style>{CSS}</style>{body}", figures
