@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -261,8 +262,8 @@ def _max_length(model, tokenizer) -> int:
     tml = getattr(tokenizer, "model_max_length", None)
     if tml and tml < 1_000_000:
         lengths.append(tml)
-    lengths = [n for n in lengths if n]
-    return int(min(lengths)) if lengths else 2048
+    known: list[int] = [n for n in lengths if n]
+    return int(min(known)) if known else 2048
 
 
 def load_reward_model(name_or_path: str | os.PathLike | None = None, *, device: str | None = None, dtype=None,
@@ -460,7 +461,8 @@ def encode(rm: RewardModel, prompt: str, response: str) -> Encoding:
     # Tail tokens a causal RM scores (end-of-turn, EOS): special, zero-width at the end of the response.
     for i in range(last + 1, stop):
         s, e = spans[i]
-        texts.append(text[s:e] if e > s and rm.input_format != "pair" else tok.convert_ids_to_tokens(ids[i]))
+        # convert_ids_to_tokens of one id is a str
+        texts.append(text[s:e] if e > s and rm.input_format != "pair" else cast(str, tok.convert_ids_to_tokens(ids[i])))
         offsets.append((len(response), len(response)))
         special.append(True)
     warnings = []
@@ -493,5 +495,6 @@ def encode_ids(rm: RewardModel, prompt_ids: list[int], response_ids: list[int],
     ids = list(prompt_ids) + list(response_ids)
     n = len(response_ids)
     offsets = list(response_offsets) if response_offsets is not None else [(0, 0)] * n
-    texts = [response_text[s:e] for s, e in offsets] if response_text else [rm.tokenizer.decode([i]) for i in response_ids]
+    texts = ([response_text[s:e] for s, e in offsets] if response_text
+             else [cast(str, rm.tokenizer.decode([i])) for i in response_ids])  # one id list: a str
     return Encoding(ids=ids, start=len(prompt_ids), stop=len(ids), offsets=offsets, special=[False] * n, texts=texts)

@@ -33,7 +33,12 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, suppress_default
         if not f.metadata.get("cli", True):
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            raise TypeError(f"{f.name}: a command-line field needs a default (use option(default, help))")
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         text = f"{f.metadata['help']} (default: {shown})".replace("%", "%%")  # argparse %-formats help
         value = argparse.SUPPRESS if suppress_defaults else default

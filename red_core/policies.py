@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +87,7 @@ class Comparison:
 
     def summary(self) -> dict:
         """Numbers for the table and for tests: means, win rate, KL to the reference."""
-        out = {"reference": self.reference, "settings": self.settings}
+        out: dict[str, Any] = {"reference": self.reference, "settings": self.settings}
         for key, s in (("before", self.before), ("after", self.after)):
             scores = np.array([v for v in s.scores if v is not None], dtype=float)
             out[key] = {"policy": s.name, "n": len(s.responses), "reward_mean": _f(scores.mean()) if len(scores) else None,
@@ -130,7 +132,7 @@ def _loaded(cache: dict, name: str):
     yield cache[name]
 
 
-def local_policies():
+def local_policies() -> Callable[[str], AbstractContextManager]:
     """A `use_policy` for scripts and tests: loads with red_core.load_policy, keeps the last one."""
     cache: dict = {}
     return lambda name: _loaded(cache, name)
@@ -224,8 +226,11 @@ def compare_policies(use_policy, rm, *, before: str, after: str, prompts: list[s
                 p_ids, r_ids, logps = sample_prompt(model, tok, prompt, n, seed=seed * 100_003 + i,
                                                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
                 for r, lp in zip(r_ids, logps):
-                    s.prompts.append(prompt), s.prompt_index.append(i), s.prompt_ids.append(p_ids)
-                    s.response_ids.append(r), s.logp.append(lp)
+                    s.prompts.append(prompt)
+                    s.prompt_index.append(i)
+                    s.prompt_ids.append(p_ids)
+                    s.response_ids.append(r)
+                    s.logp.append(lp)
                     s.responses.append(tok.decode(r, skip_special_tokens=True))
                 done += 1
             sets[name], toks[name] = s, tok
@@ -234,18 +239,23 @@ def compare_policies(use_policy, rm, *, before: str, after: str, prompts: list[s
                 for other in sets.values():
                     if other is not None and other is not s:
                         other.ref_logp = _ref_logprobs(model, tok, toks[other.name], other, temperature)
+    sampled: dict[str, SampleSet] = {}
+    for policy_name, got in sets.items():
+        if got is None:  # every policy in `order` was sampled above
+            raise RuntimeError(f"no samples were drawn from {policy_name!r}")
+        sampled[policy_name] = got
     if reference not in (before, after):
         with use_policy(reference) as (model, tok):
             yield Progress(done / total, f"log-probs under the reference {_short(reference)}")
-            for s in sets.values():
+            for s in sampled.values():
                 s.ref_logp = _ref_logprobs(model, tok, toks[s.name], s, temperature)
     done += 1
     yield Progress(done / total, "scoring with the reward model")
     with (rm() if callable(rm) else _as_cm(rm)) as model:
-        for s in sets.values():
+        for s in sampled.values():
             s.token_rewards, s.scores = _score(model, s)
     yield Progress(1.0, "done")
-    yield Comparison(before=sets[before], after=sets[after], reference=reference, settings=settings)
+    yield Comparison(before=sampled[before], after=sampled[after], reference=reference, settings=settings)
 
 
 def _ref_logprobs(model, tok, sample_tok, s: SampleSet, temperature: float) -> list:

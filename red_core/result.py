@@ -51,7 +51,7 @@ class TokenRewards:
     def __post_init__(self):
         self.rewards = np.asarray(self.rewards, dtype=np.float64)
         self.prefix_scores = np.asarray(self.prefix_scores, dtype=np.float64)
-        self.offsets = [tuple(int(v) for v in o) for o in self.offsets]
+        self.offsets = [(int(s), int(e)) for s, e in self.offsets]
         self.token_ids = [list(map(int, t)) if isinstance(t, (list, tuple)) else [int(t)] for t in self.token_ids]
         self.special = [bool(s) for s in self.special]
         n = len(self.texts)
@@ -173,8 +173,10 @@ class TokenRewards:
         return cls(prompt=d["prompt"], response=d["response"], texts=[t["text"] for t in toks],
                    offsets=[(t["start"], t["end"]) for t in toks],
                    token_ids=[t["ids"] if "ids" in t else [t["id"]] for t in toks],
-                   special=[t["special"] for t in toks], rewards=[t["reward"] for t in toks],
-                   prefix_scores=[t["prefix_score"] for t in toks], score=d["score"], baseline=d["baseline"],
+                   special=[t["special"] for t in toks],
+                   rewards=np.asarray([t["reward"] for t in toks], dtype=np.float64),
+                   prefix_scores=np.asarray([t["prefix_score"] for t in toks], dtype=np.float64),
+                   score=d["score"], baseline=d["baseline"],
                    method=d.get("method", "red"), params=d.get("params", {}), model=d.get("model", ""),
                    granularity=d.get("granularity", "token"), warnings=d.get("warnings", []), meta=d.get("meta", {}))
 

@@ -77,7 +77,7 @@ def _collate(seqs: list[list[int]], pad_id: int, side: str, device, type_ids: li
         left = n - len(s) if side == "left" else 0
         ids[b, left:left + len(s)] = torch.tensor(s, dtype=torch.long)
         mask[b, left:left + len(s)] = 1
-        if tt is not None:
+        if tt is not None and type_ids is not None:
             tt[b, left:left + len(s)] = torch.tensor(type_ids[b], dtype=torch.long)
         lefts.append(left)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L)
@@ -138,7 +138,7 @@ def _one_pass(rm: RewardModel, encs: list[Encoding], with_attention: bool) -> li
     head = _head_module(rm.model)
     if head is None:
         return None
-    captured = {}
+    captured: dict[str, torch.Tensor] = {}
     handle = head.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
     pad_id = rm.model.config.pad_token_id
     batch, positions, lefts = _collate([e.ids for e in encs], _pad_id(rm), _padding_side(rm), rm.device)
@@ -189,6 +189,19 @@ def prefix_inputs(enc: Encoding, positions: list[int] | None = None) -> list[tup
     return out
 
 
+def _group_type_ids(inputs: list[tuple[list[int], list[int] | None]], group: list[int]) -> list[list[int]] | None:
+    """The token type ids of a group of inputs, or None when the model takes none."""
+    if inputs[group[0]][1] is None:
+        return None
+    types = []
+    for j in group:
+        tt = inputs[j][1]
+        if tt is None:
+            raise ValueError("some inputs have token type ids and others do not; they cannot share a batch")
+        types.append(tt)
+    return types
+
+
 @torch.no_grad()
 def _model_scores(rm: RewardModel, inputs: list[tuple[list[int], list[int] | None]], max_batch_tokens: int) -> np.ndarray:
     """The model's own score of each input, longest-first batches of at most `max_batch_tokens` padded tokens."""
@@ -199,7 +212,7 @@ def _model_scores(rm: RewardModel, inputs: list[tuple[list[int], list[int] | Non
         width = max(len(inputs[order[i]][0]), 1)
         group = order[i:i + max(1, max_batch_tokens // width)]
         seqs = [inputs[j][0] for j in group]
-        types = [inputs[j][1] for j in group] if inputs[group[0]][1] is not None else None
+        types = _group_type_ids(inputs, group)
         batch, positions, _ = _collate(seqs, _pad_id(rm), _padding_side(rm), rm.device, types)
         extra = {"position_ids": positions} if _accepts_positions(rm) else {}
         logits = rm.model(**batch, **extra).logits[:, rm.label_index].float()  # (b,)
@@ -224,7 +237,8 @@ def _attention_full(rm: RewardModel, enc: Encoding) -> np.ndarray:
 def _exact(rm: RewardModel, encs: list[Encoding], with_attention: bool, max_batch_tokens: int,
            positions: list[list[int]] | None) -> list[PrefixScores]:
     """Exact prefix scores of several encodings, all their prefixes batched together."""
-    inputs, spans = [], []
+    inputs: list[tuple[list[int], list[int] | None]] = []
+    spans: list[tuple[int, int, list[int] | None]] = []
     for k, enc in enumerate(encs):
         pk = positions[k] if positions is not None else None
         rows = prefix_inputs(enc, pk)
@@ -285,7 +299,7 @@ def score_encodings(rm: RewardModel, encs: list[Encoding], *, batch_size: int = 
 @torch.no_grad()
 def score_prefixes_loop(rm: RewardModel, enc: Encoding) -> tuple[float | None, np.ndarray]:
     """Reference: one model call per prefix (baseline, then each scored token). Slow on purpose."""
-    values = []
+    values: list[float | None] = []
     for ids, types in prefix_inputs(enc):
         if not ids:
             values.append(None)

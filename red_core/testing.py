@@ -80,6 +80,8 @@ def tiny_reward_model(arch: str, folder: str | Path, *, layers: int = 2, width: 
         GPT2ForSequenceClassification,
         LlamaConfig,
         LlamaForSequenceClassification,
+        PreTrainedConfig,
+        PreTrainedModel,
         Qwen2Config,
         Qwen2ForSequenceClassification,
     )
@@ -90,31 +92,33 @@ def tiny_reward_model(arch: str, folder: str | Path, *, layers: int = 2, width: 
     v = len(tok)
     pad = tok.pad_token_id
     heads = max(2, width // 32)
+    cfg: PreTrainedConfig
     if arch == "llama":
         cfg = LlamaConfig(vocab_size=v, hidden_size=width, intermediate_size=width * 2, num_hidden_layers=layers,
                           num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=1024)
-        cls = LlamaForSequenceClassification
     elif arch == "qwen2":
         cfg = Qwen2Config(vocab_size=v, hidden_size=width, intermediate_size=width * 2, num_hidden_layers=layers,
                           num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=1024)
-        cls = Qwen2ForSequenceClassification
     elif arch == "gpt2":
         cfg = GPT2Config(vocab_size=v, n_embd=width, n_layer=layers, n_head=heads, n_positions=1024)
-        cls = GPT2ForSequenceClassification
     elif arch == "bert":
         cfg = BertConfig(vocab_size=v, hidden_size=width, intermediate_size=width * 2, num_hidden_layers=layers,
                          num_attention_heads=heads, max_position_embeddings=512)
-        cls = BertForSequenceClassification
     elif arch == "deberta":
         cfg = DebertaV2Config(vocab_size=v, hidden_size=width, intermediate_size=width * 2, num_hidden_layers=layers,
-                              num_attention_heads=heads, max_position_embeddings=512, pooler_hidden_size=width)
-        cls = DebertaV2ForSequenceClassification
+                              num_attention_heads=heads, max_position_embeddings=512,
+                              pooler_hidden_size=width)  # type: ignore[call-arg]  # read from **kwargs, not in the stub
     else:
         raise ValueError(f"unknown arch {arch!r}")
     cfg.num_labels = num_labels
     cfg.pad_token_id = pad
     cfg.bos_token_id, cfg.eos_token_id = tok.bos_token_id, tok.eos_token_id
-    model = cls(cfg).eval()
+    # looked up rather than assigned per branch, so mypy keeps the common type for `cls(cfg)`
+    classes: dict[str, type[PreTrainedModel]] = {
+        "llama": LlamaForSequenceClassification, "qwen2": Qwen2ForSequenceClassification,
+        "gpt2": GPT2ForSequenceClassification, "bert": BertForSequenceClassification,
+        "deberta": DebertaV2ForSequenceClassification}
+    model = classes[arch](cfg).eval()
     if not encoder:  # a random head gives tiny scores; scale it so differences are visible
         with torch.no_grad():
             model.score.weight.mul_(20.0)

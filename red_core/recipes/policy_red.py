@@ -91,6 +91,20 @@ class PolicyRedConfig:
         self.sparse_run = self.sparse_run or str(Path(self.run).with_name(f"sparse-s{self.seed}"))
 
     @property
+    def run_dir(self) -> str:
+        """The RED run folder (`run`, filled in by __post_init__)."""
+        if self.run is None:
+            raise ValueError("PolicyRedConfig.run is None: leave it unset for the default run folder")
+        return self.run
+
+    @property
+    def sparse_run_dir(self) -> str:
+        """The sparse run folder (`sparse_run`, filled in by __post_init__)."""
+        if self.sparse_run is None:
+            raise ValueError("PolicyRedConfig.sparse_run is None: leave it unset for the default beside the RED run")
+        return self.sparse_run
+
+    @property
     def models(self) -> dict:
         """The policy / reward_model overrides given (empty: the assets/ defaults)."""
         return {k: v for k, v in (("policy", self.policy), ("reward_model", self.reward_model)) if v}
@@ -107,9 +121,9 @@ def train_run(cfg: PolicyRedConfig) -> None:
     """Train (or resume) the RED run with the benchmark's settings."""
     from red_core.train import train
 
-    make_runs_dir(Path(cfg.run).parent)
-    print(f"training {cfg.run} (RED, seed {cfg.seed})")
-    train(run_config("red", cfg.seed, cfg.run, progress=cfg.progress, **cfg.models))
+    make_runs_dir(Path(cfg.run_dir).parent)
+    print(f"training {cfg.run_dir} (RED, seed {cfg.seed})")
+    train(run_config("red", cfg.seed, cfg.run_dir, progress=cfg.progress, **cfg.models))
 
 
 # ----------------------------------------------------------------------------- 2. evaluate
@@ -122,9 +136,12 @@ def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], ma
     base = cfg.policy or str(DEFAULT_POLICY)
     cmps = []
     for i in range(0, len(prompts), compare.MAX_PROMPTS):
-        cmps.append(compare.run_to_end(compare.compare_policies(
+        cmp = compare.run_to_end(compare.compare_policies(
             compare.local_policies(), rm, before=base, after=str(after), prompts=prompts[i:i + compare.MAX_PROMPTS],
-            n=cfg.eval_samples, max_new_tokens=max_new_tokens, seed=EVAL_SEED + i)))
+            n=cfg.eval_samples, max_new_tokens=max_new_tokens, seed=EVAL_SEED + i))
+        if cmp is None:  # only a should_stop() ends it early, and none is given
+            raise RuntimeError(f"the comparison of {base} and {after} ended without a result")
+        cmps.append(cmp)
     b = np.concatenate([[v for v in c.before.scores if v is not None] for c in cmps])
     a = np.concatenate([[v for v in c.after.scores if v is not None] for c in cmps])
     kl = np.concatenate([[float(np.sum(lp - rl)) for lp, rl in zip(c.after.logp, c.after.ref_logp)] for c in cmps])
@@ -163,14 +180,14 @@ def build(cfg: PolicyRedConfig) -> dict:
     from red_core.train import TrainConfig
     from red_core.train.config import read_prompts
 
-    run, results = Path(cfg.run), Path(cfg.results_dir)
+    run, results = Path(cfg.run_dir), Path(cfg.results_dir)
     if not finished(run):
         train_run(cfg)
     run_cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     rm = load_reward_model(cfg.reward_model)
     prompts = read_prompts(None)
     evals = {}
-    for label, folder in (("red", run), ("sparse", Path(cfg.sparse_run))):
+    for label, folder in (("red", run), ("sparse", Path(cfg.sparse_run_dir))):
         if not finished(folder):
             print(f"no finished {label} run in {folder}: not compared")
             continue

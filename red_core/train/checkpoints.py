@@ -73,7 +73,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _says_disk_full(err: BaseException) -> bool:
+def _says_disk_full(err: BaseException | None) -> bool:
     seen = 0
     while err is not None and seen < 8:  # the error and what caused it
         if getattr(err, "errno", None) in DISK_FULL_ERRNOS or any(t in str(err).lower() for t in DISK_FULL_TEXTS):
@@ -326,7 +326,8 @@ def inspect_checkpoint(folder: Path) -> tuple[dict | None, str | None]:
     """(state, None) for a complete checkpoint, else (None, what is wrong: which file, why)."""
     try:
         state = read_state(folder)
-        sizes = state.get("files") if isinstance(state.get("files"), dict) else {}
+        files = state.get("files")
+        sizes: dict = files if isinstance(files, dict) else {}
         for name in FILES[:3]:
             _check_file(Path(folder) / name, sizes.get(name))
     except DamagedCheckpoint as err:
@@ -355,8 +356,8 @@ def find_checkpoints(out: str | Path) -> tuple[list[Path], list[str]]:
     complete, damaged = [], []
     for folder in _step_folders(root):
         state, problem = inspect_checkpoint(folder)
-        if problem:
-            damaged.append(problem)
+        if state is None:
+            damaged.append(problem or f"{folder} is damaged")
         else:
             complete.append((state["step"], folder.name == hint, folder.name, folder))
     complete.sort(reverse=True)  # highest step; among equal steps the one `latest` names

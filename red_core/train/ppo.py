@@ -107,7 +107,7 @@ def build_critic(choice: str, policy, rm, shared: bool) -> tuple[Critic, str]:
     if choice == "reward" and not rm_ok:
         raise ValueError("critic_init='reward' needs a causal reward model with a linear `score` head that shares the "
                          "policy's vocabulary (same tokenizer, no chat template); use critic_init='policy' or 'auto'.")
-    if choice == "reward" or (choice == "auto" and rm_ok):
+    if (choice == "reward" or (choice == "auto" and rm_ok)) and isinstance(head, torch.nn.Linear):  # rm_ok: a Linear
         critic = Critic(copy.deepcopy(rm.model.base_model), copy.deepcopy(head), rm.label_index)
         how = f"critic = copy of the reward model {rm.name!r} (trunk + score head read at every position)"
     else:
@@ -298,7 +298,7 @@ class PPOTrainer:
     def update(self, ro: Rollouts, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict:
         cfg = self.cfg
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, step, 2))
-        stats = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
+        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
         B = ro.response.shape[0]
         self.policy.eval(), self.critic.eval()  # dropout off, see the module doc
         for _ in range(cfg.ppo_epochs):

@@ -147,12 +147,12 @@ def rollout_credit(rm: RewardModel, policy_tokenizer, prompt_ids: list[list[int]
     # Different tokenizers: text in between, rewards moved by character offsets.
     texts = [policy_tokenizer.decode(r, skip_special_tokens=True) for r in response_ids]
     todo = [b for b in range(B) if texts[b]]
-    encs: list[Encoding] = [encode(rm, prompt_texts[b], texts[b]) for b in todo]
-    results = dict(zip(todo, score_encodings(rm, encs, batch_size=batch_size, with_attention=with_attention)))
+    text_encs: list[Encoding] = [encode(rm, prompt_texts[b], texts[b]) for b in todo]
+    by_rollout = dict(zip(todo, score_encodings(rm, text_encs, batch_size=batch_size, with_attention=with_attention)))
     for b in range(B):
         n = len(response_ids[b])
-        if b in results:
-            ps, enc = results[b], encs[todo.index(b)]
+        if b in by_rollout:
+            ps, enc = by_rollout[b], text_encs[todo.index(b)]
             rm_rewards, _ = compute_rewards(method, ps, **params)  # (n_rm,) on the RM's tokens
             rm_ends = [e for _, e in enc.offsets]  # special tail tokens end at len(text)
             moved = transfer_rewards(rm_ends, rm_rewards, token_char_ends(policy_tokenizer, response_ids[b], texts[b]))
