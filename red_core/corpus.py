@@ -153,7 +153,8 @@ class _Reservoir:
     """At most `size` items, a uniform sample of all items added (Algorithm R, seeded)."""
 
     def __init__(self, size: int, seed: int):
-        self.size, self.seen, self.items = size, 0, []
+        self.size, self.seen = size, 0
+        self.items: list = []
         self._rng = random.Random(seed)
 
     def add(self, item) -> None:
@@ -172,6 +173,15 @@ class _Reservoir:
 def _missing(value) -> bool:
     """None, or the NaN a data frame puts in an empty cell."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _finite_score(row: dict) -> float | None:
+    """The row's score as a float, or None when it is missing, NaN or infinite."""
+    score = row.get("score")
+    if score is None or _missing(score):
+        return None
+    value = float(score)
+    return value if math.isfinite(value) else None
 
 
 def check_row(row: dict) -> str | None:
@@ -241,9 +251,9 @@ class CorpusStats:
 
     def __init__(self, options: ReportOptions | None = None):
         self.opt = options or ReportOptions()
-        self.counts = Counter()  # rows, scored, errors, invalid, words, tokens, special_tokens
+        self.counts: Counter[str] = Counter()  # rows, scored, errors, invalid, words, tokens, special_tokens
         self.credit = {"tokens": 0.0, "words": 0.0, "special": 0.0}
-        self.meta = {"method": Counter(), "granularity": Counter(), "model": Counter(), "side": Counter()}
+        self.meta: dict[str, Counter] = {"method": Counter(), "granularity": Counter(), "model": Counter(), "side": Counter()}
         self.error_examples: list = []
         self.invalid_examples: list = []
         self.words: dict[str, _Stat] = {}
@@ -254,7 +264,7 @@ class CorpusStats:
         self.lengths = _Reservoir(self.opt.max_points, self.opt.seed)  # (words, tokens, score, id)
         self.margins = _Reservoir(self.opt.max_points, self.opt.seed + 1)  # (margin, pair_id)
         self.open_pairs: dict[Any, dict] = {}
-        self.pair_counts = Counter()  # wins, ties, losses, duplicates
+        self.pair_counts: Counter[str] = Counter()  # wins, ties, losses, duplicates
         self.sides: dict[str, dict[Any, _Stat]] = {"chosen": {}, "rejected": {}}
 
     # -- feeding
@@ -316,11 +326,11 @@ class CorpusStats:
         _add_groups(self.buckets, np.searchsorted(_BUCKET_ENDS, index), values, rid, self.opt.examples)
 
     def _add_score(self, row: dict, n_words: int, n_tokens: int, rid) -> None:
-        score = row.get("score")
-        if _missing(score) or not math.isfinite(float(score)):
+        score = _finite_score(row)
+        if score is None:
             return
         self.counts["scored"] += 1
-        self.lengths.add((n_words, n_tokens, float(score), rid))
+        self.lengths.add((n_words, n_tokens, score, rid))
 
     def _add_pair_side(self, row: dict, units: list[tuple[str, float]]) -> None:
         side, pid = row.get("side"), row.get("pair_id")
@@ -332,14 +342,14 @@ class CorpusStats:
         k = self.opt.examples
         for key, c in units:
             _stat(self.sides[side], key).add(float(c), pid, k)
-        score = row.get("score")
-        if _missing(score) or not math.isfinite(float(score)):
+        score = _finite_score(row)
+        if score is None:
             return
         pending = self.open_pairs.setdefault(pid, {})
         if side in pending:
             self.pair_counts["duplicates"] += 1
             return
-        pending[side] = float(score)
+        pending[side] = score
         if len(pending) == 2:
             del self.open_pairs[pid]
             margin = pending["chosen"] - pending["rejected"]
