@@ -1,4 +1,4 @@
-"""Command line: `python -m red_core score|train|bench`.
+"""Command line: `python -m red_core score|scan|train|bench`.
 
 score  Per-token rewards for a JSONL (or .csv) file of {"prompt", "response", "id"?} rows.
 
@@ -25,6 +25,8 @@ score  Per-token rewards for a JSONL (or .csv) file of {"prompt", "response", "i
   Exit status: 0 all rows scored; 1 some rows failed (all rows written, see their "error");
   2 usage error: a one-line message says what to fix, and an existing output file is unchanged
   (this includes a full disk); 130 interrupted (Ctrl-C or SIGTERM).
+scan   The same for a whole dataset (JSONL, CSV, Parquet, a saved or hub `datasets` dataset), written as
+       resumable Parquet shards plus a corpus report (see red_core/scan.py).
 train  RED-PPO (see red_core/train/).
 bench  Scoring benchmarks (bench/bench_scoring.py).
 """
@@ -38,6 +40,7 @@ import signal
 import sys
 from pathlib import Path
 
+from red_core import scan
 from red_core.outfile import encode_line, output_file, output_row, write
 from red_core.rows import UsageError, checked, count_rows, open_input, read_rows
 from red_core.train import cli as train_cli
@@ -211,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m red_core", description="Token-level rewards (RED) from any reward model.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_score_args(sub.add_parser("score", help="per-token rewards for a JSONL/CSV file", epilog=SCORE_EPILOG))
+    scan.add_scan_args(sub.add_parser("scan", help="per-token rewards for a whole dataset, as resumable Parquet shards",
+                                      epilog=scan.EPILOG))
     train_cli.add_train_args(sub.add_parser("train", help="RED-PPO: train a policy with token rewards"))
     b = sub.add_parser("bench", help="scoring benchmarks (bench/bench_scoring.py)")
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark script")
@@ -226,6 +231,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "score":
             return run_score(args)
+        if args.command == "scan":
+            return scan.run_scan(args)
         if args.command == "train":
             return train_cli.run_train(args)
         return run_bench(args)

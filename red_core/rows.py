@@ -6,7 +6,7 @@ bytes, lines that are not one JSON object (NaN/Infinity and duplicate keys count
 missing or non-string prompt/response, lone surrogates, CSV records with the wrong number of fields
 or broken quoting. A UTF-8 byte order mark and CRLF line ends are accepted. Problems with the file
 as a whole (a folder, UTF-16, gzip, a spreadsheet, pretty-printed JSON, a bad CSV header) raise
-UsageError before anything else happens. Used by `python -m red_core score`.
+UsageError before anything else happens. Used by `python -m red_core score` and `scan`.
 """
 
 from __future__ import annotations
@@ -132,11 +132,41 @@ def read_csv(f, path: str):
             continue
         row_id = fields[columns.index("id")] if "id" in columns and columns.index("id") < len(fields) else line
         if len(fields) != len(columns):
-            yield line, row_id, f"has {len(fields)} field(s) but the header has {len(columns)} " \
-                                f"({', '.join(columns)}); quote fields that contain commas, e.g. \"a, b\""
+            yield line, row_id, field_count_error(fields, columns)
             continue
         row = dict(zip(columns, fields))
         yield line, row_id, {k: row[k] for k in ("id", "prompt", "response") if k in row}
+
+
+def field_count_error(fields: list[str], columns: list[str]) -> str:
+    return f"has {len(fields)} field(s) but the header has {len(columns)} " \
+           f"({', '.join(columns)}); quote fields that contain commas, e.g. \"a, b\""
+
+
+def read_csv_table(f, path: str):
+    """(columns, records) of a CSV file with any columns: records yields (line, {column: text} or error
+    message) per record, decoded and checked as `read_csv` does. Used by `python -m red_core scan`."""
+    records = csv_records(io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline=""))
+    header = next(records, None)
+    if header is None:
+        return [], iter(())
+    if isinstance(header[1], str):
+        raise UsageError(f"{path!r}: the header (first line) is {header[1]}")
+    columns = [name.strip() for name in header[1]]
+    repeated = sorted({c for c in columns if c and columns.count(c) > 1})  # unnamed columns are never read
+    if repeated:
+        raise UsageError(f"{path!r}: column(s) {repeated} appear more than once in the header; keep one of each")
+    return columns, _csv_dicts(records, columns)
+
+
+def _csv_dicts(records, columns: list[str]):
+    for line, fields in records:
+        if isinstance(fields, str):
+            yield line, fields
+        elif len(fields) != len(columns):
+            yield line, field_count_error(fields, columns)
+        else:
+            yield line, dict(zip(columns, fields))
 
 
 def csv_records(text):
