@@ -20,3 +20,7 @@ SESSION_TTL_SECONDS = 3_600  # a session's state (model choice, last result) is 
 MAX_SESSIONS = 200  # sessions whose state the server keeps; the oldest are dropped beyond this
 GPU_DURATION_SECONDS = 60  # ZeroGPU: the longest a scoring or generation call may hold the GPU
 MAX_LIVE_TRAINING = 1  # "train live" runs at once; more requests wait in the queue
+MAX_DATASET_ROWS = 500  # rows the Dataset tab scores in one run (local mode)
+PUBLIC_MAX_DATASET_ROWS = 150  # the same in public mode
+MAX_DATASET_BYTES = 5_000_000  # an uploaded dataset file (local mode)
+PUBLIC_MAX_DATASET_BYTES = 1_000_000  # the same in public mode

@@ -1,7 +1,7 @@
 """The Gradio layout: components, their elem_ids, and which handler each event calls. Nothing else.
 
 Tabs: Explore (one text, one method), Compare (methods / chosen vs rejected / two reward models),
-Policies (built by app/policies_tab.py). Per-user data lives in gr.State: the
+Dataset (app/dataset_tab.py: what a reward model rewards across a corpus), Policies (app/policies_tab.py). Per-user data lives in gr.State: the
 session's reward-model choice (`ctx.rm_state`) and its last Explore result.
 """
 
@@ -12,7 +12,7 @@ from functools import partial
 import gradio as gr
 
 import red_core
-from app import handlers, limits, policies_tab, render, texts
+from app import dataset_tab, handlers, limits, policies_tab, render, texts
 from app.context import INPUT_FORMATS, AppContext
 from app.errors import handler
 from red_core.methods import DESCRIPTIONS
@@ -204,11 +204,13 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         ctx.rm_state = gr.State(ctx.default_rm, time_to_live=limits.SESSION_TTL_SECONDS)
         gr.Markdown(f"## {texts.TITLE}\n{texts.INTRO}")
         status = _model_picker(ctx)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Explore", id="explore"):
                 prompt, response = _explore_tab(ctx, status)
             with gr.Tab("Compare", id="compare"):
                 _compare_tab(ctx, prompt, response)
+            with gr.Tab("Dataset", id="dataset"):
+                dataset_tab.build(ctx, explore=(prompt, response), tabs=tabs)
             with gr.Tab("Policies", id="policies"):
                 policies_tab.build(ctx)
         demo.load(partial(handlers.model_status, ctx), ctx.rm_state, status, api_visibility="private",

@@ -461,6 +461,27 @@ def token_lengths(rm, items: list[dict]) -> list[int]:
     return [len(enc.ids) for enc in backend.encode_batch(texts, add_special_tokens=False)]
 
 
+# ----------------------------------------------------------------------------- in-process (the app)
+
+
+def scan_file(rm, path: str, opts: dict, *, limit: int, chunk_rows: int = 32):
+    """Score the first `limit` rows of a JSONL, CSV or Parquet file in this process, `chunk_rows` input rows at a
+    time: yields (rows done, rows to do, output rows of the chunk). The same readers, column detection and output
+    rows (SCHEMA_FIELDS) as the scan, without shards; for the app's Dataset tab, which can stop between chunks."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in DATA_EXTENSIONS or DATA_EXTENSIONS[ext] == "saved":
+        raise UsageError(f"unknown file type {ext or '(no extension)'!r}; give a .jsonl, .csv or .parquet file")
+    src = Source(DATA_EXTENSIONS[ext], os.path.abspath(path))
+    with reading(src) as reader:
+        row = first_row(reader)
+        columns = reader.columns if reader.columns is not None else list(row or {})
+        total = reader.total()
+    cols = detect_columns(columns, {role: None for role in COLUMN_NAMES}, row, "the file")
+    todo = limit if total is None else min(limit, total)
+    for _, (_, end), items in shard_chunks(src, cols, chunk_rows, 0, limit):
+        yield end, todo, score_items(rm, items, opts)
+
+
 # ----------------------------------------------------------------------------- output folder
 
 
