@@ -34,13 +34,20 @@ bench  Scoring benchmarks (bench/bench_scoring.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
-import signal
 import sys
 from pathlib import Path
 
 from red_core import scan
+from red_core.cli_common import (
+    add_method_args,
+    add_model_args,
+    load_model,
+    method_options,
+    model_options,
+    score_pairs,
+    sigterm_as_interrupt,
+)
 from red_core.outfile import encode_line, output_file, output_row, write
 from red_core.rows import UsageError, checked, count_rows, open_input, read_rows
 from red_core.train import cli as train_cli
@@ -56,69 +63,10 @@ SCORE_EPILOG = ("A bad row becomes {\"id\", \"line\", \"error\"} and the run goe
 # ----------------------------------------------------------------------------- score: running
 
 
-def parse_granularity(text: str):
-    from red_core.align import LEVELS
-
-    if text in LEVELS:
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 1:
-        raise UsageError(f"--granularity must be token, word, sentence or a positive integer k (chunks of k tokens), "
-                         f"got {text!r}")
-    return k
-
-
-def check_options(args) -> dict:
-    """The scoring options (keyword arguments of token_rewards_batch), or a UsageError."""
-    import red_core
-
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be a positive integer (rows per batch), got {args.batch_size}")
-    for flag, value in (("--beta-c", args.beta_c), ("--beta", args.beta)):
-        if not 0.0 <= value <= 1.0:  # also catches nan
-            raise UsageError(f"{flag} must be between 0 and 1, got {value}")
-    params = {"beta_c": args.beta_c, "prompt_baseline": not args.no_prompt_baseline, "beta": args.beta}
-    try:
-        red_core.methods.resolve_params(args.method, params)
-    except ValueError as err:
-        raise UsageError(f"--method: {err}") from err
-    return {"method": args.method, "batch_size": args.batch_size, "granularity": parse_granularity(args.granularity),
-            **params}
-
-
-def load_model(args):
-    import red_core
-
-    try:
-        return red_core.load_reward_model(args.reward_model, device=args.device, dtype=args.dtype,
-                                          label_index=args.label_index, allow_pickle=args.allow_pickle,
-                                          trust_remote_code=args.trust_remote_code,
-                                          input_format="concat" if args.no_chat_template else args.input_format)
-    except ValueError as err:  # RewardModelError is a ValueError
-        raise UsageError(str(err)) from err
-
-
-def score_rows(rm, rows: list[dict], opts: dict) -> list:
-    """TokenRewards or the exception, per row. A batch that fails as a whole (out of memory, say) is
-    scored again row by row, so one bad row cannot sink the others."""
-    import red_core
-
-    try:
-        return red_core.token_rewards_batch(rm, [r["prompt"] for r in rows], [r["response"] for r in rows],
-                                            on_error="return", **opts)
-    except Exception as err:  # noqa: BLE001 - reported per row
-        if len(rows) == 1:
-            return [err]
-        return [score_rows(rm, [row], opts)[0] for row in rows]
-
-
 def score_batch(rm, batch: list, opts: dict) -> list[tuple[bytes, bool]]:
     """Output lines for a batch of (line, id, row or error message), in input order."""
     good = [row for _, _, row in batch if isinstance(row, dict)]
-    results = iter(score_rows(rm, good, opts) if good else [])
+    results = iter(score_pairs(rm, [r["prompt"] for r in good], [r["response"] for r in good], opts) if good else [])
     return [encode_line(output_row(row_id, line, row if isinstance(row, str) else next(results)))
             for line, row_id, row in batch]
 
@@ -129,34 +77,17 @@ def batches(items, size: int):
         yield batch
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM (kill, job schedulers) stops the run like Ctrl-C, so the clean-up runs."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_score(args) -> int:
     from tqdm import tqdm
 
-    opts = check_options(args)
+    opts = method_options(args)
     shown = "stdout" if args.output == "-" else args.output
     written = failed = 0
     with open_input(args.input) as f, sigterm_as_interrupt():
         rows = read_rows(f, args.input)
         first = list(itertools.islice(rows, 1))  # reads a CSV header now: a bad one fails before the model loads
         with output_file(args.output, args.input) as out:
-            rm = load_model(args)
+            rm = load_model(model_options(args))
             rows = checked(itertools.chain(first, rows), from_csv=args.input.lower().endswith(".csv"))
             with tqdm(total=count_rows(args.input), unit="row", file=sys.stderr, disable=args.quiet) as bar:
                 for batch in batches(rows, args.batch_size):
@@ -173,23 +104,10 @@ def run_score(args) -> int:
 
 
 def add_score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reward-model", default=None, help="hub id or local folder (default: assets/models/reward)")
     p.add_argument("--input", required=True, help="JSONL (or .csv) with prompt, response and optional id per row")
     p.add_argument("--output", default="-", help="JSONL output, one row per input row, same order (default: stdout)")
-    p.add_argument("--method", default="red", help="credit method: red, sparse, uniform, abc")
-    p.add_argument("--beta-c", type=float, default=1.0, help="RED mixing weight beta_c (Eq. 7); 1 = pure RED")
-    p.add_argument("--beta", type=float, default=0.5, help="ABC mixing weight beta")
-    p.add_argument("--no-prompt-baseline", action="store_true", help="paper's w/o-DI variant: R(x, ∅) taken as 0")
-    p.add_argument("--granularity", default="token", help="token, word, sentence, or an integer k (chunks of k tokens)")
-    p.add_argument("--batch-size", type=int, default=8, help="rows per forward batch")
-    p.add_argument("--device", default=None, help="cpu, cuda, or auto (default)")
-    p.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16, float16, auto")
-    p.add_argument("--label-index", type=int, default=None, help="which output is the reward, for RMs with several")
-    p.add_argument("--input-format", default="auto", choices=["auto", "concat", "pair"],
-                   help="auto: chat template if the RM has one, else prompt+response; pair: tokenizer text pairs")
-    p.add_argument("--no-chat-template", action="store_true", help="same as --input-format concat")
-    p.add_argument("--allow-pickle", action="store_true", help="allow .bin (pickle) weights; only for trusted sources")
-    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code; only if trusted")
+    add_model_args(p)
+    add_method_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

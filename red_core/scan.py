@@ -47,7 +47,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import sys
 import tempfile
 from collections import Counter
@@ -55,6 +54,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from red_core import outfile
+from red_core.cli_common import (
+    add_method_args,
+    add_model_args,
+    load_model,
+    method_options,
+    model_options,
+    score_pairs,
+    sigterm_as_interrupt,
+)
 from red_core.rows import (
     JSON_TYPES,
     UsageError,
@@ -397,15 +405,7 @@ def shard_chunks(src: Source, cols: dict, shard_rows: int, first_shard: int, lim
 
 def score_batch(rm, items: list[dict], opts: dict) -> list:
     """TokenRewards or the exception, per item; a batch that fails as a whole is scored again item by item."""
-    import red_core
-
-    try:
-        return red_core.token_rewards_batch(rm, [it["prompt"] for it in items], [it["response"] for it in items],
-                                            on_error="return", **opts)
-    except Exception as err:  # noqa: BLE001 - reported per row
-        if len(items) == 1:
-            return [err]
-        return [score_batch(rm, [it], opts)[0] for it in items]
+    return score_pairs(rm, [it["prompt"] for it in items], [it["response"] for it in items], opts)
 
 
 def record(item: dict, result, opts: dict) -> dict:
@@ -605,28 +605,16 @@ def prepare_out_dir(out_dir: str, keep: dict[int, dict], finished: bool) -> None
 def add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="JSONL, CSV or Parquet file, a save_to_disk folder, or a hub dataset id")
     p.add_argument("--out", required=True, help="output folder: shard-NNNNN.parquet, manifest.json, report.*")
-    p.add_argument("--reward-model", default=None, help="hub id or local folder (default: assets/models/reward)")
     p.add_argument("--split", default=None, help="split of a hub dataset or a saved DatasetDict (default: the only one)")
     p.add_argument("--config", default=None, help="hub dataset configuration name")
     p.add_argument("--revision", default=None, help="hub dataset revision (pin a commit to make resume safe)")
     for role, what in COLUMN_HELP.items():
         found = ", ".join(COLUMN_NAMES[role])
         p.add_argument(f"--{role}-col", dest=f"{role}_col", metavar="C", default=None, help=f"{what}; found by itself when named {found}")
-    p.add_argument("--method", default="red", help="credit method: red, sparse, uniform, abc")
-    p.add_argument("--beta-c", type=float, default=1.0, help="RED mixing weight beta_c (Eq. 7); 1 = pure RED")
-    p.add_argument("--beta", type=float, default=0.5, help="ABC mixing weight beta")
-    p.add_argument("--no-prompt-baseline", action="store_true", help="paper's w/o-DI variant: R(x, ∅) taken as 0")
-    p.add_argument("--granularity", default="token", help="token, word, sentence, or an integer k (chunks of k tokens)")
-    p.add_argument("--batch-size", type=int, default=8, help="responses per forward batch")
+    add_method_args(p, batch_help="responses per forward batch")
     p.add_argument("--shard-rows", type=int, default=10_000, help="input rows per output shard (and per sorting window)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N input rows")
-    p.add_argument("--device", default=None, help="cpu, cuda, or auto (default)")
-    p.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16, float16, auto")
-    p.add_argument("--label-index", type=int, default=None, help="which output is the reward, for RMs with several")
-    p.add_argument("--input-format", default="auto", choices=["auto", "concat", "pair"],
-                   help="auto: chat template if the RM has one, else prompt+response; pair: tokenizer text pairs")
-    p.add_argument("--allow-pickle", action="store_true", help="allow .bin (pickle) weights; only for trusted sources")
-    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code; only if trusted")
+    add_model_args(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="local (this process) or ray (actor pool)")
     p.add_argument("--ray-actors", type=int, default=1, help="Ray actors, one reward model each")
     p.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per Ray actor (0: CPU)")
@@ -636,50 +624,16 @@ def add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def parse_granularity(text: str):
-    from red_core.align import LEVELS
-
-    if text in LEVELS:
-        return text
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise UsageError(f"--granularity must be token, word, sentence or a positive integer k, got {text!r}")
-
-
 def scoring_options(args) -> dict:
-    """Keyword arguments of token_rewards_batch, or a UsageError."""
-    from red_core import methods
-
-    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--shard-rows", args.shard_rows, 1),
-                             ("--ray-actors", args.ray_actors, 1), ("--report-min-count", args.report_min_count, 1),
+    """Keyword arguments of token_rewards_batch, or a UsageError (the shared method checks plus scan's own)."""
+    for flag, value, low in (("--shard-rows", args.shard_rows, 1), ("--ray-actors", args.ray_actors, 1),
+                             ("--report-min-count", args.report_min_count, 1),
                              ("--limit", 0 if args.limit is None else args.limit, 0)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     if not args.ray_gpus_per_actor >= 0:
         raise UsageError(f"--ray-gpus-per-actor must be 0 or more, got {args.ray_gpus_per_actor}")
-    params = {"beta_c": args.beta_c, "prompt_baseline": not args.no_prompt_baseline, "beta": args.beta}
-    try:
-        params = methods.resolve_params(args.method, params)
-    except ValueError as err:
-        raise UsageError(f"--method: {err}") from err
-    return {"method": args.method, "batch_size": args.batch_size, "granularity": parse_granularity(args.granularity),
-            **params}
-
-
-def model_options(args) -> dict:
-    """Keyword arguments of load_reward_model (also sent to the Ray actors)."""
-    return {"name_or_path": args.reward_model, "device": args.device, "dtype": args.dtype,
-            "label_index": args.label_index, "allow_pickle": args.allow_pickle,
-            "trust_remote_code": args.trust_remote_code, "input_format": args.input_format}
-
-
-def load_model(model_opts: dict):
-    import red_core
-
-    try:
-        return red_core.load_reward_model(**model_opts)
-    except ValueError as err:  # RewardModelError is a ValueError
-        raise UsageError(str(err)) from err
+    return method_options(args)
 
 
 def settings(args, opts: dict) -> dict:
@@ -688,28 +642,11 @@ def settings(args, opts: dict) -> dict:
 
     model = os.path.expanduser(args.reward_model) if args.reward_model else str(DEFAULT_REWARD_MODEL)
     return {"reward_model": os.path.abspath(model) if os.path.exists(model) else model,
-            "label_index": args.label_index, "input_format": args.input_format, "dtype": args.dtype,
+            "label_index": args.label_index, "input_format": model_options(args)["input_format"], "dtype": args.dtype,
             "limit": args.limit, "shard_rows": args.shard_rows, **opts}
 
 
 # ----------------------------------------------------------------------------- running
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM stops the scan like Ctrl-C: the shard being written is dropped, the finished ones stay."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def detect(src: Source, args) -> dict:
