@@ -19,14 +19,14 @@ import tempfile
 from red_core.rows import UsageError
 
 
-def write_error(err: OSError, path: str) -> str:
+def write_error(err: OSError, path: str, flag: str = "--output") -> str:
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"the disk is full (no space left on device) while writing {path!r}; free some space or " \
-               "choose another --output"
+               f"choose another {flag}"
     if err.errno in (errno.EACCES, errno.EPERM):
-        return f"no permission to write {path!r}; choose an --output in a folder you can write to"
+        return f"no permission to write {path!r}; choose an {flag} in a folder you can write to"
     if err.errno == errno.EROFS:
-        return f"cannot write {path!r}: the file system is read-only; choose another --output"
+        return f"cannot write {path!r}: the file system is read-only; choose another {flag}"
     if err.errno == errno.EPIPE:
         return "the output was closed before all rows were written (broken pipe)"
     return f"cannot write {path!r}: {err.strerror or err}"
@@ -62,23 +62,41 @@ def output_file(path: str, input_path: str):
         finally:
             close_quietly(f)
         return
+    with atomic_file(target, path, keep_on_interrupt=True) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_file(target: str, shown: str | None = None, *, keep_on_interrupt: bool = False, flag: str = "--output"):
+    """A binary file that replaces `target` only when the block ends without error (temp name next to it, fsync,
+    rename, the target's mode kept). On Ctrl-C, with keep_on_interrupt, what was written goes to TARGET.partial;
+    otherwise the temporary file is removed. Write errors are UsageErrors that name `shown` and `flag`."""
+    shown = shown or target
     folder, name = os.path.split(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     except OSError as err:
-        raise UsageError(write_error(err, path)) from err
+        raise UsageError(write_error(err, shown, flag)) from err
     f = os.fdopen(fd, "wb")
     try:
         yield f
-        commit(f, tmp, target, path)
+        commit(f, tmp, target, shown)
     except KeyboardInterrupt:
         close_quietly(f)
-        keep_partial(tmp, target)
+        if keep_on_interrupt:
+            keep_partial(tmp, target)
+        else:
+            _remove(tmp)
         raise
     except BaseException:
         close_quietly(f)
-        os.remove(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def close_quietly(f) -> None:

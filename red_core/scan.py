@@ -48,7 +48,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -485,27 +484,13 @@ def scan_file(rm, path: str, opts: dict, *, limit: int, chunk_rows: int = 32):
 # ----------------------------------------------------------------------------- output folder
 
 
-@contextlib.contextmanager
 def atomic_file(target: str):
-    """A binary file that replaces `target` only when the block ends without error (temp name, fsync, rename)."""
-    folder, name = os.path.split(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise UsageError(write_error(err, target)) from err
-    f = os.fdopen(fd, "wb")
-    try:
-        yield f
-        outfile.commit(f, tmp, target, target)
-    except BaseException:
-        outfile.close_quietly(f)
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    """outfile.atomic_file for the scan's own files (--out in its messages)."""
+    return outfile.atomic_file(target, flag="--out")
 
 
 def write_error(err: OSError, path: str) -> str:
-    return outfile.write_error(err, path).replace("--output", "--out")
+    return outfile.write_error(err, path, flag="--out")
 
 
 def write_shard(out_dir: str, k: int, rows: tuple[int, int], records: list[dict]) -> dict:
