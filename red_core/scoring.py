@@ -152,22 +152,34 @@ def _one_pass(rm: RewardModel, encs: list[Encoding], with_attention: bool) -> li
         return None
     per_pos = per_pos[..., rm.label_index].float()  # (B, L) head output at every position
     model_score = out.logits[:, rm.label_index].float()  # (B,) the model's own pooled score
+    # Pooling for every row at once: the score of the text cut after position t is the head's output at the
+    # rightmost non-pad position <= t (of that row's own tokens). One gather and one device->host copy for
+    # the whole batch: a copy per row would synchronise with a GPU once per row.
+    # Reference loop: for b: ids = input_ids[b, left:left+n]; row = per_pos[b, left:left+n][_pool_index(ids)]
+    ids = batch["input_ids"]  # (B, L)
+    L = ids.shape[1]
+    pos = torch.arange(L, device=ids.device).expand_as(ids)  # (B, L)
+    start = torch.tensor(lefts, device=ids.device)[:, None]  # (B, 1) first position of each row's tokens
+    real = pos >= start  # (B, L) inside the row (left padding excluded)
+    if pad_id is not None:
+        real = real & (ids != pad_id)
+    marked = torch.where(real, pos, start.expand_as(pos))  # (B, L) a pad points back to the row's first token
+    pooled = per_pos.gather(1, torch.cummax(marked, dim=1).values)  # (B, L) score of the text cut after t
+    host = torch.cat([pooled, model_score[:, None]], dim=1).double().cpu().numpy()  # (B, L + 1), one copy
     results = []
     for b, enc in enumerate(encs):
         left, n = lefts[b], len(enc.ids)
-        ids = batch["input_ids"][b, left:left + n]  # (n,)
-        pool = _pool_index(ids, pad_id)  # (n,)
-        row = per_pos[b, left:left + n][pool]  # (n,) score of the text cut after each position
-        if not _close(float(row[-1]), float(model_score[b])):
+        row, own = host[b, left:left + n], float(host[b, L])  # (n,), the model's own score
+        if not _close(float(row[-1]), own):
             return None
         attention = None
         if with_attention:
+            last = int(torch.cummax(marked[b], dim=0).values[left + n - 1])  # pooled position (absolute)
             att = out.attentions[-1][b].float().mean(0)  # (L, L) heads averaged
-            attention = att[left + int(pool[-1]), left + enc.start:left + enc.stop].cpu().numpy()  # (T,)
-        scores = row.double().cpu().numpy()  # (n,)
-        results.append(PrefixScores(prefix_scores=scores[enc.start:enc.stop],
-                                    baseline=float(scores[enc.start - 1]) if enc.start > 0 else None,
-                                    score=float(model_score[b]), path="one-pass", attention=attention))
+            attention = att[last, left + enc.start:left + enc.stop].cpu().numpy()  # (T,)
+        results.append(PrefixScores(prefix_scores=row[enc.start:enc.stop],
+                                    baseline=float(row[enc.start - 1]) if enc.start > 0 else None,
+                                    score=own, path="one-pass", attention=attention))
     return results
 
 

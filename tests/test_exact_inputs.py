@@ -261,3 +261,21 @@ def test_max_tokens_refuses_long_responses_per_row_before_scoring(rm_llama):
     assert isinstance(out[0], RewardModelError) and out[1].check()["ok"]
     with pytest.raises(ValueError, match="max_tokens must be a positive int"):
         red_core.token_rewards(rm_llama, "q", short, max_tokens=0)
+
+
+@pytest.mark.parametrize("pad_is_eos", [False, True])
+def test_batched_one_pass_pooling_and_attention_equal_single_rows(model_dir, pad_is_eos):
+    # The one-pass path pools every row of a batch at once (one gather, one copy to the host); rows of
+    # different lengths, either padding side and pad == eos must give what each row gives alone.
+    rm = red_core.load_reward_model(model_dir("llama", pad_is_eos=pad_is_eos))
+    prompts, responses = ["Q: hi", "Question number two is longer"], ["fine<eos>", "a much longer answer here, ok"]
+    for side in ("right", "left"):
+        rm.tokenizer.padding_side = side
+        for method in ("red", "abc"):
+            batch = red_core.token_rewards_batch(rm, prompts, responses, method)
+            for tr, p, r in zip(batch, prompts, responses):
+                one = red_core.token_rewards(rm, p, r, method)
+                assert tr.meta["path"] == one.meta["path"] == "one-pass"
+                assert tr.rewards == pytest.approx(one.rewards, abs=1e-5)
+                assert tr.score == pytest.approx(one.score, abs=1e-5)
+    rm.tokenizer.padding_side = "right"
