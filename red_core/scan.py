@@ -51,6 +51,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from red_core import outfile
 from red_core.cli_common import (
@@ -280,7 +281,7 @@ def detect_columns(columns: list[str], flags: dict, row: dict | None, what: str)
             raise columns_error(what, columns, reason)
         shape = shapes[0]
     optional = ("prompt", "id") if shape == "pairs" else ("id",)
-    cols = {"shape": shape}
+    cols: dict[str, str | None] = {"shape": shape}
     for role in COLUMN_NAMES:
         used = role in SHAPES[shape] or role in optional
         if not used and flags.get(role):
@@ -390,11 +391,11 @@ def shard_chunks(src: Source, cols: dict, shard_rows: int, first_shard: int, lim
     """(shard index, (first row, end row), items) for each shard from `first_shard` on, reading row by row."""
     skip = first_shard * shard_rows
     with reading(src, skip) as reader:
-        rows = enumerate(reader.records, start=skip)
+        rows: Iterator[tuple[int, Any]] = enumerate(reader.records, start=skip)
         if limit is not None:
             rows = itertools.takewhile(lambda r: r[0] < limit, rows)
-        for k, group in itertools.groupby(rows, key=lambda r: r[0] // shard_rows):
-            group = list(group)
+        for k, grouped in itertools.groupby(rows, key=lambda r: r[0] // shard_rows):
+            group = list(grouped)
             items = [it for i, (line, row) in group for it in row_items(i, line, row, cols, src.kind == "csv")]
             yield k, (group[0][0], group[-1][0] + 1), items
 
@@ -654,10 +655,11 @@ def run_scan(args) -> int:
               "settings": settings(args, opts)}
     old = read_manifest(args.out, header, args.overwrite)
     done = intact_shards(args.out, old)
-    finished = bool(old and old.get("complete")) and len(done) == len(old["shards"])
+    finished = old is not None and bool(old.get("complete")) and len(done) == len(old["shards"])
     rm = load_model(model_options(args)) if args.engine == "local" and not finished else None
     prepare_out_dir(args.out, done, finished)  # the output is touched only now
-    manifest = {**header, "shards": sorted(done.values(), key=lambda e: e["shard"]), "complete": finished}
+    manifest: dict[str, Any] = {**header, "shards": sorted(done.values(), key=lambda e: e["shard"]),
+                                "complete": finished}
     write_manifest(args.out, manifest)
 
     def add_shard(k: int, rows: tuple[int, int], records: list[dict]) -> None:
