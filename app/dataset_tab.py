@@ -26,6 +26,11 @@ from red_core import corpus, scan
 from red_core.models import REPO_ROOT
 from red_core.rows import UsageError
 
+INTRO = ("What does this reward model reward across many texts? Score the bundled demo pairs (prompt, chosen, "
+         "rejected; some contain a planted word) or your own JSONL, CSV or Parquet file, and see the words with the "
+         "highest and lowest mean credit, credit by position, and for pairs the accuracy, the margins and the words "
+         "that separate chosen from rejected. Pick a second reward model to see both side by side; click a row to "
+         "open it in Explore.")
 DEMO = "demo pairs (assets/data/demo-pairs.jsonl)"
 UPLOAD = "my file (upload)"
 CHUNK_ROWS = 16  # input rows scored between two progress updates (and between two Stop checks)
@@ -88,8 +93,10 @@ def top_words_html(reports: dict[str, dict]) -> str:
         w = rep["words"]
         rows = "".join(f"<tr><td class='t'><code>{html.escape(d['word'])}</code></td><td class='num'>{d['mean']:+.4f}</td>"
                        f"<td class='num'>{d['count']}</td></tr>" for d in w["highest"][:TOP])
+        shown = {d["word"] for d in w["highest"][:TOP]}  # a small vocabulary puts every word in both lists
         low = "".join(f"<tr><td class='t'><code>{html.escape(d['word'])}</code></td><td class='num'>{d['mean']:+.4f}</td>"
-                      f"<td class='num'>{d['count']}</td></tr>" for d in w["lowest"][:TOP])
+                      f"<td class='num'>{d['count']}</td></tr>" for d in w["lowest"][:TOP] if d["word"] not in shown)
+        low = low or "<tr><td colspan='3'>(every word is in the table above)</td></tr>"
         pairs = rep["pairs"]
         acc = "" if pairs["accuracy"] is None else f" · pair accuracy {pairs['accuracy']:.3f} of {pairs['complete']}"
         cells.append(f"<div class='red-panel'><h4>{html.escape(name)}</h4><div class='desc'>{rep['totals']['scored']} "
@@ -134,7 +141,8 @@ def run(ctx: AppContext, choice, other: str | None, source: str, upload, limit, 
     second = list(reports.values())[1] if len(reports) > 1 else None
     figs_b = corpus.report_parts(second)[1] if second is not None else {}
     t = next(iter(reports.values()))["totals"]
-    status = (f"✓ {t['rows']} responses from {limit if t['rows'] else 0} rows · {t['scored']} scored · "
+    read = len({r["row"] for r in first_records or []})  # input rows read (a pair row gives two responses)
+    status = (f"✓ {t['rows']} responses from {read} rows · {t['scored']} scored · "
               f"{t['errors']} with errors" + (" · two models" if second is not None else ""))
     # corpus escapes every label it puts in a figure (plotly reads <b> in labels as markup)
     yield (status, top_words_html(reports), body, figs.get("words"), figs_b.get("words"), figs.get("deciles"),
@@ -152,7 +160,7 @@ def open_in_explore(records: list[dict] | None, evt: gr.SelectData):
 
 def build(ctx: AppContext, explore=None, tabs=None) -> None:
     """The tab's components and events; `explore` = (prompt, response) boxes of Explore, `tabs` = the gr.Tabs."""
-    gr.Markdown(__doc__.split("\n\n")[1].replace("\n", " "))
+    gr.Markdown(INTRO)
     with gr.Row():
         source = gr.Radio([DEMO, UPLOAD], value=DEMO, label="Data", elem_id="ds-source")
         upload = gr.File(label="JSONL, CSV or Parquet", file_types=[".jsonl", ".csv", ".parquet"], elem_id="ds-upload")

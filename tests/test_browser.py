@@ -5,10 +5,13 @@ that the page asked no other host for anything (no CDN), that a response full of
 text, and that the step-through moves. A second app in public mode checks that a typed server path
 (an existing folder, a file, a missing path) or an unlisted hub id gets one identical refusal in a
 toast that names none of them, and that scoring still works; markup typed as a model name shows as
-text in the toast. Screenshots go to a temporary folder, or to $RED_SCREENSHOT_DIR when set
-(bench/results/ keeps the ones described in the issue note).
+text in the toast. On the Dataset tab, scoring a small demo file shows the top-words tables and the
+figures, and a click on a row of the examples table opens that row in Explore. Screenshots go to a
+temporary folder, or to $RED_SCREENSHOT_DIR when set (bench/results/ keeps the ones described in the
+issue note).
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -251,3 +254,73 @@ def test_markup_typed_as_a_model_name_shows_as_text_in_the_toast(page):
     close_toasts(page)
     score(page, PROMPT, RESPONSE)
     assert page.locator("#heatmap span.tok").count() > 0
+
+
+# ----------------------------------------------------------------------------- Dataset tab
+
+DS_WORDS = ["good", "bad", "great", "awful", "fine", "movie"]
+DS_ROWS = [{"id": f"r{i}", "prompt": f"Question {i}: say something.\n",
+            "chosen": f"A {DS_WORDS[i % 6]} movie, a {DS_WORDS[i % 6]} day.", "rejected": f"A {DS_WORDS[(i + 2) % 6]} day."}
+           for i in range(10)]
+DS_STATUS = "s => { const e = document.querySelector('#ds-status'); return e && e.innerText.trim().startsWith(s); }"
+
+
+@pytest.fixture(scope="module")
+def dataset_app_url(model_dir, tmp_path_factory, serve_app):
+    """A fresh app whose "demo pairs" are 10 preference rows written here (the bundled file may be absent)."""
+    from app.context import AppContext
+    from app.ui import build_app, launch_kwargs
+
+    data = tmp_path_factory.mktemp("dataset") / "demo-pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in DS_ROWS))
+    ctx = AppContext.create(model_dir("qwen2", chat=True), examples=[],
+                            files_dir=tmp_path_factory.mktemp("dataset-downloads"))
+    ctx.extra["demo_data"] = data
+    with serve_app(build_app(ctx), **launch_kwargs()) as url:
+        yield url, ctx
+
+
+def test_dataset_tab_scores_the_demo_rows_and_a_clicked_row_opens_in_explore(browser, dataset_app_url, tmp_path):
+    pg = open_page(browser, dataset_app_url[0], width=1280, height=900)
+    try:
+        pg.get_by_role("tab", name="Dataset").click()
+        pg.wait_for_selector("#ds-run", state="visible", timeout=10_000)
+        assert not pg.is_visible("#prompt textarea")
+        rows = pg.locator("#ds-limit input[type=number]")
+        rows.fill("6")
+        rows.press("Enter")
+        pg.wait_for_function("() => document.querySelector('#ds-limit input[type=range]').value === '6'",
+                             timeout=5_000)
+        pg.click("#ds-run")
+        pg.wait_for_function(DS_STATUS, arg="✓", timeout=90_000)
+        status = pg.inner_text("#ds-status")
+        assert status.strip().startswith("✓ 12 responses from 6 rows · 12 scored · 0 with errors"), status
+        # the words panel: one model, a table of highest and one of lowest mean credit
+        words = pg.locator("#ds-words .red-panel")
+        assert words.count() == 1
+        assert words.locator("table.red-numbers").count() == 2
+        panel = words.inner_text()
+        assert "Highest mean credit" in panel and "Lowest mean credit" in panel and "pair accuracy" in panel, panel
+        codes = words.locator("table.red-numbers td code").all_inner_texts()
+        assert {"movie", "day"} <= set(codes), codes  # in every chosen response (day in every response too)
+        for plot in ("#ds-plot-a", "#ds-deciles", "#ds-margins"):  # model B is not asked for: its plot stays empty
+            pg.wait_for_selector(f"{plot} .js-plotly-plot", timeout=30_000)
+        assert pg.locator("#ds-plot-b .js-plotly-plot").count() == 0
+        cell = pg.locator("#ds-examples [data-testid='cell-3-4']")  # 4th table row (r1, rejected): its response
+        cell.wait_for(timeout=10_000)
+        row_id = pg.inner_text("#ds-examples [data-testid='cell-3-0']").strip()
+        side = pg.inner_text("#ds-examples [data-testid='cell-3-1']").strip()
+        expected = next(r for r in DS_ROWS if r["id"] == row_id)
+        assert side in ("chosen", "rejected") and cell.inner_text().strip() == expected[side].strip()
+        shot(pg, tmp_path, "app-dataset.png")
+        cell.click()
+        pg.wait_for_function("p => { const e = document.querySelector('#prompt textarea'); return e && e.value === p; }",
+                             arg=expected["prompt"], timeout=20_000)
+        assert pg.input_value("#response textarea") == expected[side]
+        assert pg.get_by_role("tab", name="Explore").get_attribute("aria-selected") == "true"
+        assert pg.is_visible("#prompt textarea") and pg.is_visible("#score-btn")
+        assert not pg.is_visible("#ds-run")
+        assert pg.foreign == [], f"the page fetched from other hosts: {pg.foreign[:5]}"
+        assert pg.dialogs == []
+    finally:
+        pg.close()

@@ -102,3 +102,8 @@ def test_through_gradio_client(ctx, pairs_file, serve_app):
         status, words, report, *_, table = client.predict(
             "", dataset_tab.UPLOAD, handle_file(str(pairs_file)), 6, 2, api_name="/dataset")
     assert status.startswith("✓ 12 responses") and len(table["data"]) == 12 and "red-panel" in words
+
+
+def test_status_counts_the_rows_read_not_the_limit(ctx):
+    *_, out = dataset_tab.run(ctx, ctx.default_rm, "", dataset_tab.DEMO, None, 500, 2, progress=quiet)
+    assert out[0].startswith("✓ 48 responses from 24 rows")  # the demo file has 24 rows, the limit is 500
