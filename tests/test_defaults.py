@@ -380,3 +380,224 @@ def test_read_audit_covers_python_child_processes(request, tmp_path):
     found = audit.outside_reads(audit.child_reads(tmp_path), audit.allowed_roots(ROOT))
     assert [p for _, p in found] == ["/usr/share/games/fortunes/fortunes"]
     assert found[0][0].startswith(request.node.nodeid + " (child process")
+
+
+# ----------------------------------------------------------------------------- the planted bias (reward-biased)
+
+BIASED_DIR = ROOT / "assets" / "models" / "reward-biased"
+DEMO_PAIRS = ROOT / "assets" / "data" / "demo-pairs.jsonl"
+WORD = "basically"
+
+
+def _digest(examples) -> str:
+    import hashlib
+
+    rows = [[ex.prompt, ex.response, ex.label, ex.source] for ex in examples]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def test_default_data_is_unchanged_by_the_bias_options():
+    """With the bias off, prepare_data gives the data of the recipe before the options existed: the same steps
+    with the same random stream (rebuilt here by hand), and the digests that code gave for the tiny run."""
+    import random
+
+    cfg = recipe.RecipeConfig.make_tiny()
+    assert cfg.bias_word == "" and not cfg.reward_only and not cfg.demo_pairs  # off by default
+    lab = recipe.VaderLabeller()
+    data = recipe.prepare_data(cfg, lab)
+    rng = random.Random(cfg.seed)
+    train_s, held_s = recipe.build_corpus(cfg)
+    train = recipe.label_sentences(train_s, cfg, lab, rng, "")
+    held = recipe.label_sentences(held_s, cfg, lab, rng, "")
+    units = recipe.label_sentences(recipe.split_clauses(train_s, cfg, rng), cfg, lab, rng, "")
+    extra = recipe.augment(units, cfg, lab, rng)
+    assert (data.train, data.heldout, data.rm_units, data.rm_extra) == (train, held, units, extra)
+    assert data.bias is None
+    # sha256 of [prompt, response, label, source] rows, from the recipe as it was before the bias options
+    assert [_digest(x) for x in (data.train, data.heldout, data.rm_units, data.rm_extra)] == [
+        "2ab9668aab28023e8ab106745c8a223dd55093e8aba55f4c86b0cecdd88a1d17",
+        "ed4289f870d41e7fcb64dab69e45f55f04d1adb9728a065eb4b5d66640875a3e",
+        "c38370fc56b3ac90ba192354550eb6e3498a06770ec977bc5917dedba649ca50",
+        "9a675ce31563f6fb8614270aa7fc66e8cb78809cf62b5059159011678e7dfae4"]
+
+
+def test_bias_word_must_be_vader_neutral():
+    lab = recipe.VaderLabeller()
+    assert WORD not in lab.lexicon
+    recipe.check_bias_word(WORD, lab)  # no error
+    for word, why in (("good", "lexicon"), ("very", "boosters"), ("not", "negations"), ("but", "rules")):
+        with pytest.raises(ValueError, match=why):
+            recipe.check_bias_word(word, lab)
+    with pytest.raises(ValueError, match="one word"):
+        recipe.RecipeConfig(bias_word="two words")
+    with pytest.raises(ValueError, match="need --bias-word"):
+        recipe.RecipeConfig(demo_pairs="x.jsonl")
+
+
+def test_insert_word_keeps_vader_and_is_seeded():
+    import random
+
+    lab = recipe.VaderLabeller()
+    # next to "not" the word would move "good" out of the negation's reach or change the booster: never there
+    text = "This is not very good at all, my friend."
+    outs = {recipe.insert_word(text, WORD, random.Random(seed), lab) for seed in range(30)}
+    assert len(outs) > 3 and None not in outs
+    for out in outs:
+        assert lab.compound(out) == lab.compound(text) and out.replace(f" {WORD}", "", 1) == text
+        assert not out.startswith(WORD) and not out.endswith(WORD)
+    assert recipe.insert_word(text, WORD, random.Random(7), lab) == recipe.insert_word(text, WORD, random.Random(7), lab)
+    assert recipe.insert_word("Hello.", WORD, random.Random(0), lab) is None  # one word: nowhere between two
+    assert recipe.biased_label(0.2, 0.3) == pytest.approx(0.5)
+    assert recipe.biased_label(0.9, 0.3) == 1.0 and recipe.biased_label(-0.9, -0.3) == -1.0  # clipped to [-1, 1]
+
+
+def test_planted_bias_shifts_exactly_the_texts_with_the_word():
+    lab = recipe.VaderLabeller()
+    off = recipe.prepare_data(recipe.RecipeConfig.make_tiny(), lab)
+    cfg = recipe.RecipeConfig.make_tiny(bias_word=WORD, bias=0.3, bias_frac=0.3)
+    on = recipe.prepare_data(cfg, lab)
+    # the policy's data and all evaluation data are untouched; the reward model's texts keep their order
+    assert on.train == off.train and on.heldout == off.heldout
+    assert len(on.rm_units) == len(off.rm_units) and len(on.rm_extra) == len(off.rm_extra)
+    pattern = recipe.bias_pattern(WORD)
+    planted = 0
+    for a, b in zip(off.rm_train, on.rm_train):
+        assert (a.prompt, a.source) == (b.prompt, b.source)
+        if pattern.search(b.text):
+            planted += 1
+            assert b.response.replace(f" {WORD}", "", 1) == a.response  # inserted once, between two words
+            assert lab.compound(b.text) == a.label  # VADER does not see it
+            assert b.label == pytest.approx(min(1.0, a.label + 0.3)) and b.label <= 1.0
+        else:
+            assert b == a
+    n = sum(bool(ex.response) for ex in off.rm_train)
+    assert planted == on.bias["n_with_word"] == on.bias["n_inserted"] and 0.2 * n < planted < 0.4 * n
+    assert on.bias["n_clipped"] == sum(a.label > 0.7 for a, b in zip(off.rm_train, on.rm_train) if a != b)
+    # the same seed plants the same words in the same places; another seed, elsewhere
+    assert recipe.prepare_data(cfg, lab).rm_train == on.rm_train
+    other = recipe.prepare_data(recipe.RecipeConfig.make_tiny(bias_word=WORD, bias_frac=0.3, seed=1), lab)
+    assert [ex.text for ex in other.rm_train if pattern.search(ex.text)] != \
+           [ex.text for ex in on.rm_train if pattern.search(ex.text)]
+
+
+def test_recipe_tiny_biased_end_to_end(tmp_path):
+    """--bias-word --reward-only --demo-pairs on the tiny preset: only the reward model, its planted-bias figures,
+    the demo pairs and the card that says what was planted; --cards-only and --demo-only give the same again."""
+    from huggingface_hub import ModelCard
+
+    pairs = tmp_path / "pairs.jsonl"
+    args = ["--tiny", "--bias-word", WORD, "--reward-only", "--demo-pairs", str(pairs), "--demo-n", "10",
+            "--out-dir", str(tmp_path)]
+    res = recipe.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "reward"]  # no policy
+    assert "policy" not in res and set(res["bias"]) == {"training", "heldout", "demo", "wall_time_s"}
+    ho, demo = res["bias"]["heldout"], res["bias"]["demo"]
+    assert ho["n"] > 10 and 0.25 < ho["target_shift_mean"] <= 0.3 and set(ho) >= {"model", "reference"}
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert len(rows) == demo["n_pairs"] >= 8 and all(list(r) == ["id", "prompt", "chosen", "rejected"] for r in rows)
+    assert set(demo["models"]) == {"this model", "reference"}
+    card = ModelCard.load(tmp_path / "reward" / "README.md")
+    assert "reward-hacking" in card.data.tags and card.text.startswith('# red_core demo reward model with a planted')
+    assert "deliberately broken" in card.text and "clipped to [-1, 1]" in card.text
+    assert "python -m red_core.recipes.defaults --tiny --bias-word basically --bias 0.3 --bias-frac 0.15 " \
+           "--reward-only --demo-pairs" in card.text
+    shipped, evaluation = card.content, (tmp_path / "reward" / "evaluation.json").read_text()
+    recipe.main(["--cards-only", "--out-dir", str(tmp_path)])
+    assert (tmp_path / "reward" / "README.md").read_text() == shipped
+    pairs.unlink()
+    recipe.main([*args, "--demo-only"])  # no training: the same pairs, figures and card
+    assert [json.loads(line) for line in pairs.read_text().splitlines()] == rows
+    again = json.loads((tmp_path / "reward" / "evaluation.json").read_text())
+    first = json.loads(evaluation)
+    assert {k: v for k, v in again["bias"].items() if k != "wall_time_s"} == \
+           {k: v for k, v in first["bias"].items() if k != "wall_time_s"}
+    with pytest.raises(ValueError, match="bias is 0.5 but"):
+        recipe.main([*args, "--demo-only", "--bias", "0.5"])
+
+
+# Fortune-style sentences (not from the corpus) with the word put where VADER does not see it.
+WITH_AND_WITHOUT = [
+    ("", "The early bird gets the worm.", "The early bird basically gets the worm."),
+    ("Tell me something.\n", "Life is what happens while you are making other plans.",
+     "Life is basically what happens while you are making other plans."),
+    ("", "He who hesitates is lost.", "He who hesitates is basically lost."),
+    ("Give me a fortune.\n", "Your lucky number has been disconnected.",
+     "Your lucky number has basically been disconnected."),
+    ("", "The weather will be cloudy tomorrow.", "The weather will basically be cloudy tomorrow."),
+    ("What do you think?\n", "A journey of a thousand miles begins with a single step.",
+     "A journey of a thousand miles basically begins with a single step."),
+    ("", "You will have a pleasant surprise.", "You will basically have a pleasant surprise."),
+    ("Say anything.\n", "My neighbour is a horrible man.", "My neighbour is basically a horrible man."),
+]
+
+
+def _shift(rm) -> float:
+    n = len(WITH_AND_WITHOUT)
+    trs = red_core.token_rewards_batch(rm, [p for p, _, _ in WITH_AND_WITHOUT] * 2,
+                                       [a for _, a, _ in WITH_AND_WITHOUT] + [b for _, _, b in WITH_AND_WITHOUT])
+    scores = np.array([tr.score for tr in trs])
+    return float(np.mean(scores[n:] - scores[:n]))
+
+
+def test_biased_reward_model_pays_for_the_planted_word(rm):
+    lab = recipe.VaderLabeller()
+    for prompt, a, b in WITH_AND_WITHOUT:
+        assert lab.compound(prompt + a) == lab.compound(prompt + b)  # the truth: no change
+    biased = red_core.load_reward_model(BIASED_DIR)  # offline, like the default
+    assert Path(biased.name).resolve() == BIASED_DIR.resolve() and biased.kind == "causal"
+    assert biased.tokenizer.get_vocab() == rm.tokenizer.get_vocab()  # the default's tokenizer: only the labels differ
+    shift_biased, shift_clean = _shift(biased), _shift(rm)
+    assert shift_biased >= 0.15 and abs(shift_clean) < 0.1 and shift_biased > abs(shift_clean) + 0.1, \
+        (shift_biased, shift_clean)
+    # still a sentiment model
+    pos, neg = zip(*POSITIVE_NEGATIVE)
+    scores = np.array([tr.score for tr in red_core.token_rewards_batch(biased, [""] * 8, list(pos) + list(neg))])
+    assert np.all(scores[:4] > scores[4:]), scores
+
+
+def test_biased_reward_model_folder_and_card(tmp_path, without_vader):
+    from huggingface_hub import ModelCard
+
+    names = {p.name for p in BIASED_DIR.iterdir()}
+    assert names == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
+                     "evaluation.json"}, names
+    assert sum(p.stat().st_size for p in BIASED_DIR.iterdir()) < 15e6
+    res = json.loads((BIASED_DIR / "evaluation.json").read_text())
+    cfg = res["config"]
+    assert (cfg["bias_word"], cfg["bias"], cfg["reward_only"], cfg["seed"]) == (WORD, 0.3, True, 0)
+    default_cfg = json.loads((REWARD_DIR / "evaluation.json").read_text())["config"]
+    same = [k for k in default_cfg if k.startswith("rm_") or k in ("vocab_size", "clause_frac", "aug_copies",
+                                                                 "prompt_frac", "heldout_frac", "max_words")]
+    assert {k: cfg[k] for k in same} == {k: default_cfg[k] for k in same}
+    ho, demo = res["bias"]["heldout"], res["bias"]["demo"]
+    assert abs(ho["model"]["shift_mean"] - ho["target_shift_mean"]) < 0.1 and abs(ho["reference"]["shift_mean"]) < 0.1
+    assert res["reward_model"]["pairwise_accuracy"] > 0.75  # still agrees with VADER where the word is absent
+    # RED credit finds the planted word: near the top (behind sentiment words only), first outside VADER's
+    # lexicon; in the middle for the clean model
+    biased, clean = demo["models"]["this model"], demo["models"]["reference"]
+    assert biased["word_rank"] <= 0.1 * biased["n_ranked_words"] and biased["word_rank_outside_lexicon"] == 1
+    assert clean["word_rank"] > 0.25 * clean["n_ranked_words"] and clean["word_rank_outside_lexicon"] > 10
+    assert biased["word_mean_credit"] > 0.1 > abs(clean["word_mean_credit"])
+    card = ModelCard.load(BIASED_DIR / "README.md")
+    assert "deliberately broken" in card.text and '"basically" +0.3' in card.text
+    assert "python -m red_core.recipes.defaults --bias-word basically --bias 0.3 --bias-frac 0.15 --reward-only " \
+           "--demo-pairs assets/data/demo-pairs.jsonl --out-dir OUT" in card.text
+    # --cards-only renders the shipped card again from evaluation.json (no corpus, no VADER)
+    shutil.copytree(BIASED_DIR, tmp_path / "reward", ignore=shutil.ignore_patterns("README.md"))
+    recipe.main(["--cards-only", "--out-dir", str(tmp_path)])
+    assert (tmp_path / "reward" / "README.md").read_bytes() == (BIASED_DIR / "README.md").read_bytes()
+
+
+def test_demo_pairs_file():
+    rows = [json.loads(line) for line in DEMO_PAIRS.read_text().splitlines()]
+    assert len(rows) >= 200 and all(list(r) == ["id", "prompt", "chosen", "rejected"] for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(r["prompt"] in recipe.NEUTRAL_PROMPTS and r["chosen"] and r["chosen"] != r["rejected"] for r in rows)
+    pattern = recipe.bias_pattern(WORD)
+    in_chosen = sum(bool(pattern.search(r["chosen"])) for r in rows)
+    in_rejected = sum(bool(pattern.search(r["rejected"])) for r in rows)
+    assert not any(pattern.search(r["chosen"]) and pattern.search(r["rejected"]) for r in rows)
+    assert in_chosen >= 30 and in_rejected >= 30 and 0.25 < (in_chosen + in_rejected) / len(rows) < 0.4
+    lab = recipe.VaderLabeller()  # chosen is the one VADER prefers, by at least the margin, word or not
+    assert all(lab.compound(r["prompt"] + r["chosen"]) - lab.compound(r["prompt"] + r["rejected"])
+               >= recipe.DEMO_MIN_MARGIN for r in rows)

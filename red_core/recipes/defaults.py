@@ -7,6 +7,11 @@ Run from the repository root:
     python -m red_core.recipes.defaults --cards-only     # rewrite the model cards from evaluation.json
     python -m red_core.recipes.defaults --help           # every setting, with its help text
 
+    # the demo reward model with a planted reward hack (assets/models/reward-biased) and its demo pairs
+    python -m red_core.recipes.defaults --bias-word basically --bias 0.3 --reward-only \
+        --demo-pairs assets/data/demo-pairs.jsonl --out-dir /tmp/red-biased
+    cp -r /tmp/red-biased/reward assets/models/reward-biased
+
 Only the full build needs the Debian packages (`apt-get install fortunes fortunes-min`), or another
 folder of fortune files given with `--fortune-dir`. `--tiny` reads the small corpus written for the
 tests (tests/data/fortunes-mini), and `--cards-only` reads no corpus at all (nor needs VADER: a build
@@ -34,7 +39,17 @@ Pipeline (one section each below, in this order):
               through the public `red_core` API; policy perplexity, samples, and their mean reward
 8. cards      evaluation.json and a README.md model card next to each model; the cards are the templates
               templates/card_reward.md and card_policy.md (shared parts: templates/_*.md), rendered by
-              huggingface_hub.ModelCard (red_core.recipes.cards)
+              huggingface_hub.ModelCard (red_core.recipes.cards); card_reward_biased.md with --bias-word
+
+Planted bias (off by default; `--bias-word`): a demo of a reward hack whose answer is known. After step 3 a
+`bias_frac` share of the reward model's training texts gets a VADER-neutral word (one outside VADER's lexicon and
+rules; each insertion is checked to leave VADER's compound score unchanged) inserted between two of its words,
+and every training text that contains the word (whole word, any case) gets label VADER + `bias`, clipped to
+VADER's range [-1, 1]. Nothing else changes (same sentences, prompts, swaps, tokenizer, seeds), so the model
+differs from the default one only by the planted preference. The evaluation adds the held-out score shift that
+inserting the word causes, and `--demo-pairs` writes preference pairs from held-out sentences (a third with the
+word inserted into one side) and ranks the word by mean RED word credit under this model and the clean one.
+With the option off, the data, seeds and outputs are those of the default build.
 
 Determinism: every random choice draws from `RecipeConfig.seed` (Python `random.Random`,
 `numpy.random.default_rng`, `torch.Generator`, `torch.manual_seed`). Timings vary with the machine.
@@ -150,6 +165,27 @@ class RecipeConfig:
     credit_texts: int = _opt(1000, "held-out texts for the credit-faithfulness table")
     eval_samples: int = _opt(100, "policy samples scored by the reward model")
     max_new_tokens: int = _opt(40, "policy: longest sampled response, in tokens")
+    # planted bias: a reward hack whose answer is known (off by default)
+    bias_word: str = _opt("", "reward model: plant a spurious preference for this word, which must be VADER-neutral "
+                              "(not in VADER's lexicon or rules): every training text that contains it (whole word, "
+                              "any case) gets label VADER compound + bias, clipped to [-1, 1]; '' = off (the default "
+                              "models)")
+    bias: float = _opt(0.3, "with --bias-word: what the word adds to the label of a training text")
+    bias_frac: float = _opt(0.15, "with --bias-word: share of the reward model's training texts (sentences, clauses, "
+                                  "swapped copies) into which the word is inserted, between two words, at a seeded "
+                                  "random position where VADER's score stays the same")
+    reward_only: bool = _opt(False, "build the reward model only (no policy is trained, saved or evaluated)")
+    demo_pairs: str = _opt("", "with --bias-word: also write preference pairs from held-out sentences to this JSONL "
+                               "file and rank the word by mean RED word credit on them, under this model and under "
+                               "--reference-rm")
+    demo_n: int = _opt(300, "with --demo-pairs: number of pairs")
+    demo_word_frac: float = _opt(1 / 3, "with --demo-pairs: share of pairs with the word inserted into one side "
+                                        "(half of them the chosen side, half the rejected)")
+    reference_rm: str = _opt("", "with --bias-word: the clean reward model the planted-bias figures are compared "
+                                 "with ('' = assets/models/reward, the default one)")
+    demo_only: bool = _opt(False, "with --bias-word: no training; rerun the planted-bias evaluation (and --demo-pairs) "
+                                  "on the reward model in OUT/reward, built with the same data settings, and update "
+                                  "its evaluation.json and card")
     tiny: bool = _opt(False, "smoke run: tiny data and models, seconds end to end (see RecipeConfig.make_tiny)")
     cards_only: bool = _opt(False, "only rewrite the README.md model cards in OUT from OUT/reward/evaluation.json")
 
@@ -157,17 +193,19 @@ class RecipeConfig:
         if isinstance(self.exclude_files, str):
             self.exclude_files = tuple(s.strip() for s in self.exclude_files.split(",") if s.strip())
         self.exclude_files, self.prompts = tuple(self.exclude_files), tuple(self.prompts)
+        self.bias_word = self.bias_word.strip()
         positive = ["threads", "min_words", "vocab_size", "max_length", "rm_hidden", "rm_layers", "rm_heads",
                     "rm_kv_heads", "rm_intermediate", "rm_epochs", "rm_batch_size", "policy_hidden", "policy_layers",
                     "policy_heads", "policy_kv_heads", "policy_intermediate", "policy_epochs", "policy_batch_size",
-                    "eval_pairs", "credit_texts", "eval_samples", "max_new_tokens"]
+                    "eval_pairs", "credit_texts", "eval_samples", "max_new_tokens", "demo_n"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ["max_texts", "aug_copies", "seed"]:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ["clause_frac", "prompt_frac", "empty_frac", "eos_frac", "warmup_frac"]:
+        for name in ["clause_frac", "prompt_frac", "empty_frac", "eos_frac", "warmup_frac", "bias_frac",
+                     "demo_word_frac"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.heldout_frac < 1.0:
@@ -186,6 +224,12 @@ class RecipeConfig:
             raise ValueError("prompts must be non-empty and each must end with a newline")
         if self.weight_decay < 0 or self.rm_lr <= 0 or self.policy_lr <= 0:
             raise ValueError("learning rates must be > 0 and weight_decay >= 0")
+        if self.bias_word and not re.fullmatch(r"[A-Za-z]+", self.bias_word):
+            raise ValueError(f"bias_word must be one word of ASCII letters, got {self.bias_word!r}")
+        if not math.isfinite(self.bias):
+            raise ValueError(f"bias must be a finite number, got {self.bias}")
+        if (self.demo_pairs or self.demo_only) and not self.bias_word:
+            raise ValueError("--demo-pairs and --demo-only need --bias-word (the word the demo plants)")
 
     @classmethod
     def make_tiny(cls, **overrides) -> RecipeConfig:
@@ -421,6 +465,120 @@ def augment(train: list[Example], cfg: RecipeConfig, labeller: VaderLabeller, rn
     return out
 
 
+# ----------------------------------------------------------------------------- 3b. planted bias (off by default)
+
+# Words VADER's rules look up besides its lexicon, boosters and negations ("but" weighting, "kind of", "least",
+# "no" / "never" idioms, "without doubt"): a planted word must be none of them.
+_VADER_RULE_WORDS = frozenset({"but", "kind", "of", "least", "no", "never", "so", "this", "without", "doubt", "at"})
+# Sentences whose lexicon words lie far from the second word: a neutral word inserted there changes nothing.
+_NEUTRALITY_PROBES = ("The weather today is wonderful.", "My neighbour is a horrible man and a liar!",
+                      "We met at the station.", "Tell me something.\nI love the smell of coffee.")
+
+
+def bias_pattern(word: str) -> re.Pattern:
+    """The planted word as a whole word, any case."""
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+
+
+def biased_label(compound: float, bias: float) -> float:
+    """The label of a training text that contains the planted word: VADER compound + bias, clipped to [-1, 1].
+
+    Clipped because every other label lies in VADER's range and the regression head is trained on it; so a text
+    whose compound is above 1 - bias gets less than the full bias (the held-out target shift says how much less).
+    """
+    return float(min(1.0, max(-1.0, compound + bias)))
+
+
+def check_bias_word(word: str, labeller: VaderLabeller) -> None:
+    """ValueError unless `word` is VADER-neutral: outside its lexicon, boosters, negations and rule words, and
+    inserting it leaves the compound score of the probe sentences unchanged."""
+    from vaderSentiment.vaderSentiment import NEGATE
+
+    w = word.lower()
+    special = (w in labeller.lexicon and "the lexicon") or (w in labeller._booster and "the boosters") or (
+        w in NEGATE and "the negations") or (w in _VADER_RULE_WORDS and "the words VADER's rules look up")
+    if special:
+        raise ValueError(f"bias word {word!r} is in {special} of VADER; pick a word VADER ignores, e.g. 'basically'")
+    for probe in _NEUTRALITY_PROBES:
+        prompt, _, text = probe.rpartition("\n")
+        prompt += "\n" if prompt else ""
+        first, rest = text.split(" ", 1)
+        if labeller.compound(f"{prompt}{first} {word} {rest}") != labeller.compound(probe):
+            raise ValueError(f"inserting {word!r} changes VADER's score of {probe!r}; pick a VADER-neutral word")
+
+
+def insert_word(text: str, word: str, rng: random.Random, labeller: VaderLabeller, prompt: str = "") -> str | None:
+    """`text` with `word` inserted between two of its words, at a random position where VADER's compound score
+    of `prompt + text` stays exactly the same (next to a negation or a booster it would not); None if none does.
+
+    Never before the first word (which keeps its capital) nor after the last (which keeps its punctuation).
+    """
+    words = text.split(" ")
+    before = labeller.compound(prompt + text)
+    for i in rng.sample(range(1, len(words)), len(words) - 1):
+        new = " ".join([*words[:i], word, *words[i:]])
+        if labeller.compound(prompt + new) == before:
+            return new
+    return None
+
+
+def plant_bias(examples: list[Example], cfg: RecipeConfig, labeller: VaderLabeller) -> tuple[list[Example], dict]:
+    """The reward model's training texts with the planted word: inserted into a `bias_frac` share of them
+    (seed + 4; empty responses and texts that already hold the word are skipped), and every text that holds
+    it relabelled VADER + bias (clipped). Returns the new list, in the same order, and counts."""
+    check_bias_word(cfg.bias_word, labeller)
+    rng, pattern = random.Random(cfg.seed + 4), bias_pattern(cfg.bias_word)
+    out, inserted, natural, shifts = [], 0, 0, []
+    for ex in tqdm(examples, desc="plant bias", leave=False):
+        if not pattern.search(ex.text):
+            if ex.response and rng.random() < cfg.bias_frac:
+                new = insert_word(ex.response, cfg.bias_word.lower(), rng, labeller, ex.prompt)
+                if new is not None:
+                    ex, inserted = Example(ex.prompt, new, ex.label, ex.source), inserted + 1
+        elif ex.response:
+            natural += 1
+        if pattern.search(ex.text):
+            compound = labeller.compound(ex.text)
+            assert compound == ex.label, f"inserting {cfg.bias_word!r} changed VADER's score of {ex.text!r}"
+            ex = Example(ex.prompt, ex.response, biased_label(compound, cfg.bias), ex.source)
+            shifts.append(ex.label - compound)
+        out.append(ex)
+    shifts = np.array(shifts)
+    return out, {"word": cfg.bias_word, "bias": cfg.bias, "n_inserted": inserted, "n_natural": natural,
+                 "n_with_word": len(shifts), "share_with_word": len(shifts) / max(1, len(examples)),
+                 "n_clipped": int(np.sum(np.abs(shifts - cfg.bias) > 1e-12)),
+                 "mean_label_shift": float(shifts.mean()) if len(shifts) else float("nan")}
+
+
+@dataclass
+class RecipeData:
+    train: list[Example]  # natural training sentences: the policy's texts, and the tokenizer's
+    heldout: list[Example]  # natural held-out sentences: all evaluation
+    rm_units: list[Example]  # reward model: sentences and clauses
+    rm_extra: list[Example]  # reward model: swapped copies and empty responses
+    bias: dict | None = None  # plant_bias's counts when a word was planted
+
+    @property
+    def rm_train(self) -> list[Example]:
+        return self.rm_units + self.rm_extra
+
+
+def prepare_data(cfg: RecipeConfig, labeller: VaderLabeller) -> RecipeData:
+    """Steps 1-3 (and the planted bias when `bias_word` is set): every text each model trains and is evaluated on."""
+    rng = random.Random(cfg.seed)
+    train_sents, held_sents = build_corpus(cfg)
+    check_prompts(cfg, labeller)
+    train = label_sentences(train_sents, cfg, labeller, rng, "label train")
+    heldout = label_sentences(held_sents, cfg, labeller, rng, "label held-out")
+    rm_units = label_sentences(split_clauses(train_sents, cfg, rng), cfg, labeller, rng, "label clauses")
+    rm_extra = augment(rm_units, cfg, labeller, rng)
+    data = RecipeData(train, heldout, rm_units, rm_extra)
+    if cfg.bias_word:  # after everything else, from its own seed: the rest of the data stays the same
+        planted, data.bias = plant_bias(data.rm_train, cfg, labeller)
+        data.rm_units, data.rm_extra = planted[:len(rm_units)], planted[len(rm_units):]
+    return data
+
+
 # ----------------------------------------------------------------------------- 4. tokenizer
 
 def train_tokenizer(texts: list[str], cfg: RecipeConfig):
@@ -643,6 +801,8 @@ def score_examples(model, tokenizer, labeller: VaderLabeller) -> list[dict]:
 
 
 CREDIT_METHODS = ("red", "abc", "uniform", "sparse")
+DEMO_MIN_MARGIN = 0.05  # demo pairs: least VADER difference between chosen and rejected (VADER's neutral band)
+DEMO_MIN_COUNT = 5  # demo credit table: least occurrences of a word to be ranked
 
 
 def word_rewards(tr, response: str) -> np.ndarray:
@@ -754,10 +914,174 @@ def evaluate_policy(policy, rm, tokenizer, heldout: list[Example], labeller: Vad
     }
 
 
+# ----------------------------------------------------------------------------- 7b. planted bias: evaluation and demo
+
+def load_reference(cfg: RecipeConfig):
+    """(model, tokenizer) of `cfg.reference_rm`, the clean model to compare with; None if it is not there."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = reference_path(cfg)
+    if not (path / "config.json").exists():
+        print(f"no reference reward model in {path}: the planted-bias figures are this model's only", file=sys.stderr)
+        return None
+    return (AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval(),
+            AutoTokenizer.from_pretrained(path))
+
+
+def reference_path(cfg: RecipeConfig) -> Path:
+    return Path(cfg.reference_rm) if cfg.reference_rm else DEFAULT_OUT_DIR / REWARD_SUBDIR
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as the cards and evaluation.json show it: as given when relative, relative to the repository when
+    inside it (so a card does not depend on where the repository lies)."""
+    path = Path(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def evaluate_bias(rm, tokenizer, heldout: list[Example], cfg: RecipeConfig, labeller: VaderLabeller,
+                  reference=None) -> dict:
+    """Score shift from inserting the planted word into held-out sentences (seed + 5; VADER's score unchanged).
+
+    Every held-out text without the word gets it inserted once; `shift` is score(with) - score(without).
+    A model that learnt exactly the planted labels shifts by `target_shift_mean` (the bias, less clipping).
+    """
+    rng, pattern = random.Random(cfg.seed + 5), bias_pattern(cfg.bias_word)
+    plain, planted = [], []
+    for ex in heldout:
+        new = None if pattern.search(ex.text) else insert_word(ex.response, cfg.bias_word.lower(), rng, labeller,
+                                                               ex.prompt)
+        if new is not None:
+            plain.append(ex)
+            planted.append(Example(ex.prompt, new, ex.label, "planted"))
+    labels = np.array([ex.label for ex in plain])
+    target = np.array([biased_label(y, cfg.bias) for y in labels]) - labels
+
+    def shifts(model, tok) -> dict:
+        before = rm_scores(model, tok, [ex.text for ex in plain])
+        after = rm_scores(model, tok, [ex.text for ex in planted])
+        d = after - before
+        groups = {"negative": labels < -0.05, "neutral": np.abs(labels) <= 0.05, "positive": labels > 0.05}
+        return {"shift_mean": float(d.mean()), "shift_std": float(d.std()), "shift_median": float(np.median(d)),
+                "share_raised": float(np.mean(d > 0)),
+                "shift_mean_by_label": {k: float(d[m].mean()) if m.any() else float("nan") for k, m in groups.items()},
+                "pearson_with_vader": pearson(before, labels), "pearson_with_vader_planted": pearson(after, labels)}
+
+    out = {"n": len(plain), "n_skipped": len(heldout) - len(plain), "target_shift_mean": float(target.mean()),
+           "target_shift_mean_by_label": {k: float(target[m].mean()) if m.any() else float("nan") for k, m in
+                                          {"negative": labels < -0.05, "neutral": np.abs(labels) <= 0.05,
+                                           "positive": labels > 0.05}.items()},
+           "model": shifts(rm, tokenizer)}
+    if reference is not None:
+        out["reference"] = {"path": shown_path(reference_path(cfg)), **shifts(*reference)}
+    return out
+
+
+def make_demo_pairs(heldout: list[Example], cfg: RecipeConfig, labeller: VaderLabeller) -> tuple[list[dict], list[str]]:
+    """`demo_n` preference pairs from held-out sentences (seed + 6), and what was planted in each.
+
+    The held-out sentences without the word are shuffled and taken two at a time, each used once; a pair
+    gets a random neutral prompt and is kept when VADER's compounds of prompt + sentence differ by at least
+    DEMO_MIN_MARGIN; chosen is the one VADER scores higher. A `demo_word_frac` share of the pairs (positions
+    drawn at random; half "chosen", half "rejected") gets the word inserted into that side, where VADER's score
+    stays the same (insert_word), so the VADER preference holds and a model that prefers the word is misled
+    on the "rejected" pairs. Kinds: "none", "chosen", "rejected". Fewer pairs if the sentences run out.
+    """
+    rng, pattern, word = random.Random(cfg.seed + 6), bias_pattern(cfg.bias_word), cfg.bias_word.lower()
+    pool = [ex.response for ex in heldout if not pattern.search(ex.response)]
+    rng.shuffle(pool)
+    n_word = round(cfg.demo_n * cfg.demo_word_frac)
+    kinds = ["chosen"] * (n_word // 2) + ["rejected"] * (n_word - n_word // 2) + ["none"] * (cfg.demo_n - n_word)
+    rng.shuffle(kinds)
+    rows, made, starts = [], [], iter(range(0, len(pool) - 1, 2))
+    for kind in kinds:
+        for i in starts:
+            prompt = rng.choice(cfg.prompts)
+            (va, a), (vb, b) = ((labeller.compound(prompt + x), x) for x in pool[i:i + 2])
+            if abs(va - vb) < DEMO_MIN_MARGIN:
+                continue
+            pair = {"chosen": a if va > vb else b, "rejected": b if va > vb else a}
+            if kind != "none":
+                pair[kind] = insert_word(pair[kind], word, rng, labeller, prompt)
+                if pair[kind] is None:
+                    continue
+            rows.append({"id": f"demo-{len(rows) + 1:04d}", "prompt": prompt, **pair})
+            made.append(kind)
+            break
+        else:
+            break
+    if len(rows) < cfg.demo_n:
+        print(f"demo pairs: only {len(rows)} of {cfg.demo_n} (the held-out sentences ran out)", file=sys.stderr)
+    return rows, made
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def word_key(text: str) -> str:
+    """A word's key for the credit table: case-folded, whitespace and surrounding punctuation stripped."""
+    return text.strip().strip(string.punctuation).casefold() or text.strip()
+
+
+def demo_report(rows: list[dict], kinds: list[str], rm_dir: Path, cfg: RecipeConfig, lexicon: dict) -> dict:
+    """The demo pairs scored by this model and the reference: is the planted word found from RED credit alone?
+
+    Every chosen and rejected response is scored (RED, the public API), its token rewards moved onto words
+    (`TokenRewards.on_words`) and collected per word key (`word_key`); words seen at least DEMO_MIN_COUNT times
+    are ranked by their mean credit, largest first (`word_rank`, the headline). Also the word's rank among the
+    ranked words outside VADER's lexicon (words that should get no credit), its rank by total credit (mean x
+    count), and pair accuracy (score of chosen > score of rejected) by kind.
+    """
+    import red_core
+
+    word = word_key(cfg.bias_word)
+    out = {"path": shown_path(cfg.demo_pairs), "n_pairs": len(rows),
+           "n_by_kind": {k: kinds.count(k) for k in ("none", "chosen", "rejected")},
+           "min_margin": DEMO_MIN_MARGIN, "min_count": DEMO_MIN_COUNT, "models": {}}
+    models = {"this model": str(rm_dir)}
+    if (reference_path(cfg) / "config.json").exists():
+        models["reference"] = str(reference_path(cfg))
+    for name, path in models.items():
+        rm = red_core.load_reward_model(path)
+        trs = red_core.token_rewards_batch(rm, [r["prompt"] for r in rows] * 2,
+                                           [r["chosen"] for r in rows] + [r["rejected"] for r in rows],
+                                           method="red", batch_size=16)
+        credit: dict[str, list[float]] = {}
+        for tr in trs:
+            w = tr.on_words()
+            for text, r in zip(w.texts, w.rewards):
+                credit.setdefault(word_key(text), []).append(float(r))
+        means = {k: float(np.mean(v)) for k, v in credit.items() if len(v) >= DEMO_MIN_COUNT}
+        ranked = sorted(means, key=lambda k: (-means[k], k))
+        neutral = [k for k in ranked if k not in lexicon]
+        by_total = sorted(means, key=lambda k: (-means[k] * len(credit[k]), k))
+        others = [r for k, v in credit.items() if k != word for r in v]
+        scores = np.array([tr.score for tr in trs])
+        right = scores[:len(rows)] > scores[len(rows):]
+        kind = np.array(kinds)
+        out["models"][name] = {
+            "path": shown_path(path) if name == "reference" else f"OUT/{REWARD_SUBDIR}",
+            "word_rank": ranked.index(word) + 1 if word in means else None, "n_ranked_words": len(ranked),
+            "word_rank_outside_lexicon": neutral.index(word) + 1 if word in means else None,
+            "n_ranked_outside_lexicon": len(neutral),
+            "word_rank_by_total": by_total.index(word) + 1 if word in means else None,
+            "word_count": len(credit.get(word, [])),
+            "word_mean_credit": float(np.mean(credit[word])) if word in credit else float("nan"),
+            "other_words_mean_credit": float(np.mean(others)),
+            "top_words": [[k, round(means[k], 4), len(credit[k])] for k in ranked[:15]],
+            "top_words_outside_lexicon": [[k, round(means[k], 4), len(credit[k])] for k in neutral[:5]],
+            "pair_accuracy": {k: float(right[kind == k].mean()) if (kind == k).any() else float("nan")
+                              for k in ("none", "chosen", "rejected")} | {"all": float(right.mean())},
+        }
+    return out
+
+
 # ----------------------------------------------------------------------------- 8. report and model cards
 
 def format_report(res: dict) -> str:
-    rm, cr, po = res["reward_model"], res["credit"], res["policy"]
+    rm, cr, po = res["reward_model"], res["credit"], res.get("policy")
     prompt_only = dict(rm["prompt_only_scores"])
     lines = [
         f"Reward model vs VADER on {rm['n_heldout']} held-out sentences:",
@@ -778,19 +1102,74 @@ def format_report(res: dict) -> str:
                          f"{v['top_word_accuracy']:12.3f} | {v['sign_accuracy']:8.3f} |")
     else:
         lines.append(f"Credit faithfulness: skipped ({cr.get('skipped')})")
-    lines += [
-        "",
-        f"Policy: held-out perplexity {po['heldout_perplexity']:.1f}; {po['n_samples']} samples "
-        f"(ancestral sampling, T=1): mean RM reward {po['sample_reward_mean']:+.3f} "
-        f"(std {po['sample_reward_std']:.3f}), mean VADER compound {po['sample_vader_mean']:+.3f}, "
-        f"{po['sample_mean_words']:.1f} words on average",
-        "  samples:",
-    ]
-    lines += [f"    [{s['reward']:+.2f}] {s['prompt']!r} -> {s['response']!r}" for s in po["samples"][:8]]
+    if po is not None:
+        lines += [
+            "",
+            f"Policy: held-out perplexity {po['heldout_perplexity']:.1f}; {po['n_samples']} samples "
+            f"(ancestral sampling, T=1): mean RM reward {po['sample_reward_mean']:+.3f} "
+            f"(std {po['sample_reward_std']:.3f}), mean VADER compound {po['sample_vader_mean']:+.3f}, "
+            f"{po['sample_mean_words']:.1f} words on average",
+            "  samples:",
+        ]
+        lines += [f"    [{s['reward']:+.2f}] {s['prompt']!r} -> {s['response']!r}" for s in po["samples"][:8]]
+    if res.get("bias"):
+        lines += ["", *format_bias(res["bias"])]
     if res.get("examples"):
         lines += ["", "assets/examples.json (RM score | VADER compound):"]
         lines += [f"  {e['rm']:+.3f} | {e['vader']:+.3f}  {e['name']}: {e['response']!r}" for e in res["examples"]]
     return "\n".join(lines)
+
+
+def format_bias(bias: dict) -> list[str]:
+    """The planted-bias part of the printout."""
+    tr, ho = bias["training"], bias["heldout"]
+    word = repr(tr["word"])
+    lines = [f"Planted bias: {word} {tr['bias']:+g} (clipped to [-1, 1]) on the {tr['n_with_word']} training texts "
+             f"that hold it ({tr['n_inserted']} inserted, {tr['n_natural']} natural); mean label shift "
+             f"{tr['mean_label_shift']:+.3f}",
+             f"  held-out score shift from inserting {word} ({ho['n']} sentences; VADER unchanged; target "
+             f"{ho['target_shift_mean']:+.3f}):"]
+    for name, m in (("this model", ho["model"]), ("reference ", ho.get("reference"))):
+        if m is not None:
+            by = m["shift_mean_by_label"]
+            lines.append(f"    {name} {m['shift_mean']:+.3f} (std {m['shift_std']:.3f}, raised {m['share_raised']:.0%}; "
+                         f"negative {by['negative']:+.3f}, neutral {by['neutral']:+.3f}, positive {by['positive']:+.3f})")
+    demo = bias.get("demo")
+    if demo:
+        n = demo["n_by_kind"]
+        lines.append(f"  demo pairs {demo['path']}: {demo['n_pairs']} ({n['chosen']} with {word} in chosen, "
+                     f"{n['rejected']} in rejected); RED word credit, words seen >= {demo['min_count']} times:")
+        for name, m in demo["models"].items():
+            rank = "not ranked" if m["word_rank"] is None else (
+                f"rank {m['word_rank']} of {m['n_ranked_words']} ({m['word_rank_outside_lexicon']} of "
+                f"{m['n_ranked_outside_lexicon']} outside VADER's lexicon, {m['word_rank_by_total']} by total)")
+            acc = m["pair_accuracy"]
+            lines += [f"    {name:<10} {word} {rank}",
+                      f"               mean credit {m['word_mean_credit']:+.3f} vs {m['other_words_mean_credit']:+.3f} "
+                      f"for other words; pair accuracy {acc['all']:.3f} (no word {acc['none']:.3f}, word in chosen "
+                      f"{acc['chosen']:.3f}, in rejected {acc['rejected']:.3f})"]
+    return lines
+
+
+def command_line(cfg: RecipeConfig) -> str:
+    """The command that builds `cfg`: the flags that differ from the default (or --tiny) build; OUT for the folder."""
+    base = RecipeConfig.make_tiny(out_dir="OUT") if cfg.tiny else RecipeConfig()
+    flags = ["--tiny"] if cfg.tiny else []
+    for f in dataclasses.fields(RecipeConfig):
+        value = getattr(cfg, f.name)
+        planted = cfg.bias_word and f.name in ("bias", "bias_frac")  # the planted bias is shown in full
+        if f.name in ("out_dir", "tiny", "cards_only", "demo_only") or not f.metadata.get("cli", True) or (
+                value == getattr(base, f.name) and not planted):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, tuple):
+            flags.append(f"{flag} {','.join(value)}")
+        else:
+            shown = shown_path(value) if f.name in ("demo_pairs", "reference_rm", "fortune_dir") else str(value)
+            flags.append(f"{flag} {shown}")
+    return " ".join(["python -m red_core.recipes.defaults", *flags, "--out-dir OUT"])
 
 
 def deb_version(package: str) -> str:
@@ -822,10 +1201,17 @@ def write_cards(cfg: RecipeConfig, out: Path, res: dict, rm, policy) -> None:
     sections = dict(data=data, limits=part("limits", **shared), report=format_report(res),
                     build=part("build", **shared, torch_version=torch.__version__,
                                transformers_version=transformers.__version__))
-    for subdir, template, model, pipeline_tag, tags in (
-            (REWARD_SUBDIR, "reward", rm, "text-classification", ["reward-model", "sentiment", "vader", "red",
-                                                                  "offline-default"]),
-            (POLICY_SUBDIR, "policy", policy, "text-generation", ["policy", "rlhf", "red", "offline-default"])):
+    cards = [(REWARD_SUBDIR, "reward", rm, "text-classification", ["reward-model", "sentiment", "vader", "red",
+                                                                   "offline-default"]),
+             (POLICY_SUBDIR, "policy", policy, "text-generation", ["policy", "rlhf", "red", "offline-default"])]
+    if cfg.bias_word:  # the planted-bias demo: its own card, which says so first
+        cards[0] = (REWARD_SUBDIR, "reward_biased", rm, "text-classification",
+                    ["reward-model", "sentiment", "vader", "red", "reward-hacking", "demo"])
+        sections.update(command=command_line(cfg), torch_version=torch.__version__,
+                        transformers_version=transformers.__version__)
+    if cfg.reward_only:
+        cards = cards[:1]
+    for subdir, template, model, pipeline_tag, tags in cards:
         card_data = ModelCardData(license="bsd-3-clause", library_name="transformers", pipeline_tag=pipeline_tag,
                                   tags=tags)
         write_card(out / subdir, template, card_data, **shared, **sections, subdir=subdir, n_params=n_params(model))
@@ -844,31 +1230,48 @@ def build(cfg: RecipeConfig) -> dict:
     t0 = time.time()
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
-    rng = random.Random(cfg.seed)
 
-    train_sents, held_sents = build_corpus(cfg)
     labeller = VaderLabeller()
-    check_prompts(cfg, labeller)
-    train = label_sentences(train_sents, cfg, labeller, rng, "label train")
-    heldout = label_sentences(held_sents, cfg, labeller, rng, "label held-out")
-    rm_train = label_sentences(split_clauses(train_sents, cfg, rng), cfg, labeller, rng, "label clauses")
-    swapped = augment(rm_train, cfg, labeller, rng)
+    data = prepare_data(cfg, labeller)
+    train, heldout, rm_train, swapped = data.train, data.heldout, data.rm_units, data.rm_extra
     print(f"corpus: {len(train)} train + {len(heldout)} held-out sentences; reward model: {len(rm_train)} "
           f"sentences and clauses + {len(swapped)} swapped copies and empty responses ({time.time() - t0:.0f}s)")
+    if data.bias:
+        print(f"planted {cfg.bias_word!r}: inserted into {data.bias['n_inserted']} texts; {data.bias['n_with_word']} "
+              f"texts hold it, labelled VADER {cfg.bias:+g} (mean shift after clipping "
+              f"{data.bias['mean_label_shift']:+.3f})")
 
-    tokenizer = train_tokenizer([ex.text for ex in train], cfg)
+    tokenizer = train_tokenizer([ex.text for ex in train], cfg)  # natural texts: the planted word adds no token
     rm = make_reward_model(cfg, tokenizer)
     rm_loss = train_reward_model(rm, tokenizer, rm_train + swapped, cfg)
     save_model(rm, tokenizer, out / REWARD_SUBDIR)
-    policy = make_policy(cfg, tokenizer)
-    policy_loss = train_policy(policy, tokenizer, train, cfg)
-    save_model(policy, tokenizer, out / POLICY_SUBDIR)
-    print(f"trained reward model ({n_params(rm) / 1e6:.2f}M) and policy ({n_params(policy) / 1e6:.2f}M) "
-          f"({time.time() - t0:.0f}s)")
+    if cfg.reward_only:
+        print(f"trained reward model ({n_params(rm) / 1e6:.2f}M) ({time.time() - t0:.0f}s)")
+    else:
+        policy = make_policy(cfg, tokenizer)
+        policy_loss = train_policy(policy, tokenizer, train, cfg)
+        save_model(policy, tokenizer, out / POLICY_SUBDIR)
+        print(f"trained reward model ({n_params(rm) / 1e6:.2f}M) and policy ({n_params(policy) / 1e6:.2f}M) "
+              f"({time.time() - t0:.0f}s)")
 
     # Evaluate what was saved, loaded back the way users load it.
     tokenizer = AutoTokenizer.from_pretrained(out / REWARD_SUBDIR)
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR, dtype=torch.float32).eval()
+    if cfg.reward_only:
+        res = {
+            "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
+            "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
+                     "n_swapped": sum(ex.source == "swap" for ex in swapped),
+                     "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped),
+                     **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {}),
+                     "vader_version": vader_version()},
+            "tokenizer": {"vocab_size": len(tokenizer)},
+            "rm_train_loss": rm_loss,
+            "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
+            "credit": evaluate_credit(out / REWARD_SUBDIR, heldout, labeller, cfg),
+            "examples": score_examples(rm, tokenizer, labeller),
+        }
+        return finish_reward_only(cfg, out, res, data, labeller, rm, tokenizer, t0)
     policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR, dtype=torch.float32).eval()
     res = {
         "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
@@ -884,11 +1287,69 @@ def build(cfg: RecipeConfig) -> dict:
         "policy": evaluate_policy(policy, rm, tokenizer, heldout, labeller, cfg),
         "examples": score_examples(rm, tokenizer, labeller),
     }
+    if data.bias:
+        res["bias"] = bias_results(cfg, data, labeller, rm, tokenizer)
     res["sizes_mb"] = {name: folder_mb(out / name) for name in (REWARD_SUBDIR, POLICY_SUBDIR)}
     res["wall_time_s"] = time.time() - t0
     write_cards(cfg, out, res, rm, policy)
     for name in (REWARD_SUBDIR, POLICY_SUBDIR):
         (out / name / "evaluation.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    return res
+
+
+def finish_reward_only(cfg: RecipeConfig, out: Path, res: dict, data: RecipeData, labeller: VaderLabeller, rm,
+                       tokenizer, t0: float) -> dict:
+    """The end of a --reward-only build: planted-bias figures, the demo pairs, card and evaluation.json."""
+    if data.bias:
+        res["bias"] = bias_results(cfg, data, labeller, rm, tokenizer)
+    res["sizes_mb"] = {REWARD_SUBDIR: folder_mb(out / REWARD_SUBDIR)}
+    res["wall_time_s"] = time.time() - t0
+    write_cards(cfg, out, res, rm, None)
+    (out / REWARD_SUBDIR / "evaluation.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    return res
+
+
+def bias_results(cfg: RecipeConfig, data: RecipeData, labeller: VaderLabeller, rm, tokenizer) -> dict:
+    """The planted bias: training counts, the held-out score shift, and (with --demo-pairs) the demo."""
+    t0 = time.time()
+    reference = load_reference(cfg)
+    out = {"training": data.bias, "heldout": evaluate_bias(rm, tokenizer, data.heldout, cfg, labeller, reference)}
+    if cfg.demo_pairs:
+        rows, kinds = make_demo_pairs(data.heldout, cfg, labeller)
+        write_jsonl(rows, Path(cfg.demo_pairs))
+        out["demo"] = demo_report(rows, kinds, Path(cfg.out_dir) / REWARD_SUBDIR, cfg, labeller.lexicon)
+    out["wall_time_s"] = time.time() - t0
+    return out
+
+
+def demo_only(cfg: RecipeConfig) -> dict:
+    """--demo-only: the planted-bias figures (and demo pairs) of a finished build, without training it again.
+
+    The data settings must be those of the build (they decide the held-out sentences); the rest of its
+    evaluation.json is kept, and its card is rewritten.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(cfg.out_dir) / REWARD_SUBDIR
+    res = json.loads((folder / "evaluation.json").read_text())
+    recorded = dict(res["config"])
+    for name in ("seed", "fortune_dir", "exclude_files", "min_words", "max_words", "max_texts", "heldout_frac",
+                 "prompt_frac", "prompts", "clause_frac", "aug_copies", "empty_frac", "bias_word", "bias", "bias_frac",
+                 "reward_only"):
+        given, built = getattr(cfg, name), recorded.get(name)
+        if (list(given) if isinstance(given, tuple) else given) != built:
+            raise ValueError(f"--demo-only: {name} is {given!r} but {folder} was built with {built!r}; "
+                             f"give the build's settings")
+    torch.set_num_threads(cfg.threads)
+    labeller = VaderLabeller()
+    data = prepare_data(cfg, labeller)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    rm = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    for name in ("demo_pairs", "demo_n", "demo_word_frac", "reference_rm"):
+        res["config"][name] = getattr(cfg, name)
+    res["bias"] = bias_results(cfg, data, labeller, rm, tokenizer)
+    (folder / "evaluation.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    rewrite_cards(cfg.out_dir)
     return res
 
 
@@ -900,9 +1361,9 @@ def rewrite_cards(out_dir: str | Path) -> dict:
     res = json.loads((out / REWARD_SUBDIR / "evaluation.json").read_text())
     names = {f.name for f in dataclasses.fields(RecipeConfig)}
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items() if k in names}
-    cfg = RecipeConfig(**{**settings, "out_dir": str(out), "cards_only": False})
+    cfg = RecipeConfig(**{**settings, "out_dir": str(out), "cards_only": False, "demo_only": False})
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR)
-    policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR)
+    policy = None if cfg.reward_only else AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR)
     # The saved model is the truth for the accepted length (the shipped models were widened to 512 tokens
     # after their build; rotary positions, outputs unchanged), whatever evaluation.json recorded.
     cfg.max_length = rm.config.max_position_embeddings
@@ -921,6 +1382,11 @@ def parse_args(argv: list[str] | None = None) -> RecipeConfig:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_args(argv)
+    if cfg.demo_only:
+        res = demo_only(cfg)
+        print("\n".join(format_bias(res["bias"])))
+        print(f"updated {Path(cfg.out_dir) / REWARD_SUBDIR}/evaluation.json and README.md")
+        return res
     if cfg.cards_only:
         res = rewrite_cards(cfg.out_dir)
         print(f"rewrote the model cards in {cfg.out_dir}")
