@@ -26,6 +26,7 @@ from red_core.models import DEFAULT_POLICY, DEFAULT_REWARD_MODEL, REPO_ROOT
 from red_core.policies import DEFAULT_AFTER
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "examples.json"
+BIASED_REWARD_MODEL = REPO_ROOT / "assets" / "models" / "reward-biased"
 INPUT_FORMATS = ("auto", "concat", "pair")
 
 
@@ -113,6 +114,8 @@ class AppContext:
         rms = [str(reward_model) if reward_model else str(DEFAULT_REWARD_MODEL)]
         if reward_model and (DEFAULT_REWARD_MODEL / "config.json").exists():
             rms.append(str(DEFAULT_REWARD_MODEL))
+        if (BIASED_REWARD_MODEL / "config.json").exists():  # the reward-hacking demo (Dataset tab, Compare)
+            rms.append(str(BIASED_REWARD_MODEL))
         bundled_policies = [str(p) for p in (DEFAULT_POLICY, DEFAULT_AFTER) if (Path(p) / "config.json").exists()]
         if policy is None and bundled_policies and bundled_policies[0] == str(DEFAULT_POLICY):
             policy = str(DEFAULT_POLICY)

@@ -180,7 +180,9 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
                                        "rewards aligned unit by unit (HTML).")
         with gr.Tab("Two reward models"):
             gr.Markdown("Model **A** is the one picked at the top of the page; choose model **B** here.")
-            other = gr.Dropdown(choices=ctx.rm_choices, value=ctx.rm_choices[-1][1], allow_custom_value=True,
+            names = [v for _, v in ctx.rm_choices]
+            b_default = "assets/models/reward-biased" if "assets/models/reward-biased" in names else names[-1]
+            other = gr.Dropdown(choices=ctx.rm_choices, value=b_default, allow_custom_value=True,
                                 label="Model B", info="a hub id or local folder", elem_id="model-b")
             with gr.Row():
                 prompt3 = gr.Textbox("", label="Prompt x", lines=2, elem_id="mm-prompt")
