@@ -73,6 +73,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -234,7 +235,7 @@ class RecipeConfig:
     @classmethod
     def make_tiny(cls, **overrides) -> RecipeConfig:
         """A smoke configuration: the small corpus of the tests, one-layer models, a few seconds end to end."""
-        settings = dict(tiny=True, threads=1, fortune_dir=str(MINI_FORTUNE_DIR), max_texts=400, heldout_frac=0.25,
+        settings: dict[str, Any] = dict(tiny=True, threads=1, fortune_dir=str(MINI_FORTUNE_DIR), max_texts=400, heldout_frac=0.25,
                         aug_copies=1, vocab_size=400,
                         rm_hidden=32, rm_layers=1, rm_heads=2, rm_kv_heads=1, rm_intermediate=64, rm_epochs=1,
                         policy_hidden=32, policy_layers=1, policy_heads=2, policy_kv_heads=1,
@@ -296,18 +297,18 @@ def clean_sentence(sentence: str, cfg: RecipeConfig) -> str | None:
 
 def build_corpus(cfg: RecipeConfig) -> tuple[list[str], list[str]]:
     """Deduplicated sentences, shuffled with the seed, split into (train, held-out)."""
-    sentences = set()
+    sentences: set[str] = set()
     for fortune in read_fortunes(cfg):
         for piece in _SENTENCE_END.split(fortune):
             s = clean_sentence(piece, cfg)
             if s is not None:
                 sentences.add(s)
-    sentences = sorted(sentences)
-    random.Random(cfg.seed).shuffle(sentences)
+    ordered = sorted(sentences)
+    random.Random(cfg.seed).shuffle(ordered)
     if cfg.max_texts:
-        sentences = sentences[: cfg.max_texts]
-    n_held = max(2, round(cfg.heldout_frac * len(sentences)))
-    return sentences[n_held:], sentences[:n_held]
+        ordered = ordered[: cfg.max_texts]
+    n_held = max(2, round(cfg.heldout_frac * len(ordered)))
+    return ordered[n_held:], ordered[:n_held]
 
 
 def split_clauses(sentences: list[str], cfg: RecipeConfig, rng: random.Random) -> list[str]:
@@ -543,11 +544,11 @@ def plant_bias(examples: list[Example], cfg: RecipeConfig, labeller: VaderLabell
             ex = Example(ex.prompt, ex.response, biased_label(compound, cfg.bias), ex.source)
             shifts.append(ex.label - compound)
         out.append(ex)
-    shifts = np.array(shifts)
+    shift = np.array(shifts)  # (n,) label - VADER of each text with the word
     return out, {"word": cfg.bias_word, "bias": cfg.bias, "n_inserted": inserted, "n_natural": natural,
-                 "n_with_word": len(shifts), "share_with_word": len(shifts) / max(1, len(examples)),
-                 "n_clipped": int(np.sum(np.abs(shifts - cfg.bias) > 1e-12)),
-                 "mean_label_shift": float(shifts.mean()) if len(shifts) else float("nan")}
+                 "n_with_word": len(shift), "share_with_word": len(shift) / max(1, len(examples)),
+                 "n_clipped": int(np.sum(np.abs(shift - cfg.bias) > 1e-12)),
+                 "mean_label_shift": float(shift.mean()) if len(shift) else float("nan")}
 
 
 @dataclass
@@ -673,7 +674,9 @@ def fit(model, items: list, lengths: list[int], step_loss, *, epochs: int, batch
             loss = step_loss(model, [items[i] for i in batch])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
@@ -842,7 +845,8 @@ def evaluate_credit(rm_dir: Path, heldout: list[Example], labeller: VaderLabelle
     for ex in subset:
         lex, ctx = labeller.word_valences(ex.text)
         n = len(ex.response.split())
-        truth_lex.append(np.array(lex[-n:])), truth_ctx.append(np.array(ctx[-n:]))
+        truth_lex.append(np.array(lex[-n:]))
+        truth_ctx.append(np.array(ctx[-n:]))
     rm = load(str(rm_dir))
     table = {}
     for method in CREDIT_METHODS:
@@ -850,11 +854,11 @@ def evaluate_credit(rm_dir: Path, heldout: list[Example], labeller: VaderLabelle
         words = [word_rewards(tr, ex.response) for tr, ex in zip(trs, subset)]
         flat = np.concatenate(words)
         top, sign_hits, sign_n = [], 0, 0
-        for w, ctx in zip(words, truth_ctx):
-            if np.any(ctx != 0):
-                top.append(bool(np.abs(ctx[np.argmax(np.abs(w))]) == np.abs(ctx).max()))
-                sign_hits += int(np.sum(np.sign(w[ctx != 0]) == np.sign(ctx[ctx != 0])))
-                sign_n += int(np.sum(ctx != 0))
+        for w, truth in zip(words, truth_ctx):
+            if np.any(truth != 0):
+                top.append(bool(np.abs(truth[np.argmax(np.abs(w))]) == np.abs(truth).max()))
+                sign_hits += int(np.sum(np.sign(w[truth != 0]) == np.sign(truth[truth != 0])))
+                sign_n += int(np.sum(truth != 0))
         table[method] = {
             "pearson_lexicon": pearson(flat, np.concatenate(truth_lex)),
             "pearson_in_context": pearson(flat, np.concatenate(truth_ctx)),
@@ -993,7 +997,9 @@ def make_demo_pairs(heldout: list[Example], cfg: RecipeConfig, labeller: VaderLa
     n_word = round(cfg.demo_n * cfg.demo_word_frac)
     kinds = ["chosen"] * (n_word // 2) + ["rejected"] * (n_word - n_word // 2) + ["none"] * (cfg.demo_n - n_word)
     rng.shuffle(kinds)
-    rows, made, starts = [], [], iter(range(0, len(pool) - 1, 2))
+    rows: list[dict] = []
+    made: list[str] = []
+    starts = iter(range(0, len(pool) - 1, 2))
     for kind in kinds:
         for i in starts:
             prompt = rng.choice(cfg.prompts)
@@ -1002,9 +1008,10 @@ def make_demo_pairs(heldout: list[Example], cfg: RecipeConfig, labeller: VaderLa
                 continue
             pair = {"chosen": a if va > vb else b, "rejected": b if va > vb else a}
             if kind != "none":
-                pair[kind] = insert_word(pair[kind], word, rng, labeller, prompt)
-                if pair[kind] is None:
+                with_word = insert_word(pair[kind], word, rng, labeller, prompt)
+                if with_word is None:
                     continue
+                pair[kind] = with_word
             rows.append({"id": f"demo-{len(rows) + 1:04d}", "prompt": prompt, **pair})
             made.append(kind)
             break
@@ -1037,7 +1044,7 @@ def demo_report(rows: list[dict], kinds: list[str], rm_dir: Path, cfg: RecipeCon
     import red_core
 
     word = word_key(cfg.bias_word)
-    out = {"path": shown_path(cfg.demo_pairs), "n_pairs": len(rows),
+    out: dict[str, Any] = {"path": shown_path(cfg.demo_pairs), "n_pairs": len(rows),
            "n_by_kind": {k: kinds.count(k) for k in ("none", "chosen", "rejected")},
            "min_margin": DEMO_MIN_MARGIN, "min_count": DEMO_MIN_COUNT, "models": {}}
     models = {"this model": str(rm_dir)}
@@ -1049,7 +1056,11 @@ def demo_report(rows: list[dict], kinds: list[str], rm_dir: Path, cfg: RecipeCon
                                            [r["chosen"] for r in rows] + [r["rejected"] for r in rows],
                                            method="red", batch_size=16)
         credit: dict[str, list[float]] = {}
+        scored: list[red_core.TokenRewards] = []
         for tr in trs:
+            if isinstance(tr, Exception):
+                raise tr
+            scored.append(tr)
             w = tr.on_words()
             for text, r in zip(w.texts, w.rewards):
                 credit.setdefault(word_key(text), []).append(float(r))
@@ -1058,7 +1069,7 @@ def demo_report(rows: list[dict], kinds: list[str], rm_dir: Path, cfg: RecipeCon
         neutral = [k for k in ranked if k not in lexicon]
         by_total = sorted(means, key=lambda k: (-means[k] * len(credit[k]), k))
         others = [r for k, v in credit.items() if k != word for r in v]
-        scores = np.array([tr.score for tr in trs])
+        scores = np.array([tr.score for tr in scored])
         right = scores[:len(rows)] > scores[len(rows):]
         kind = np.array(kinds)
         out["models"][name] = {
@@ -1257,6 +1268,7 @@ def build(cfg: RecipeConfig) -> dict:
     # Evaluate what was saved, loaded back the way users load it.
     tokenizer = AutoTokenizer.from_pretrained(out / REWARD_SUBDIR)
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR, dtype=torch.float32).eval()
+    res: dict[str, Any]
     if cfg.reward_only:
         res = {
             "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
@@ -1313,7 +1325,7 @@ def bias_results(cfg: RecipeConfig, data: RecipeData, labeller: VaderLabeller, r
     """The planted bias: training counts, the held-out score shift, and (with --demo-pairs) the demo."""
     t0 = time.time()
     reference = load_reference(cfg)
-    out = {"training": data.bias, "heldout": evaluate_bias(rm, tokenizer, data.heldout, cfg, labeller, reference)}
+    out: dict[str, Any] = {"training": data.bias, "heldout": evaluate_bias(rm, tokenizer, data.heldout, cfg, labeller, reference)}
     if cfg.demo_pairs:
         rows, kinds = make_demo_pairs(data.heldout, cfg, labeller)
         write_jsonl(rows, Path(cfg.demo_pairs))
@@ -1360,7 +1372,8 @@ def rewrite_cards(out_dir: str | Path) -> dict:
     out = Path(out_dir)
     res = json.loads((out / REWARD_SUBDIR / "evaluation.json").read_text())
     names = {f.name for f in dataclasses.fields(RecipeConfig)}
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items() if k in names}
+    settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items()
+                                if k in names}
     cfg = RecipeConfig(**{**settings, "out_dir": str(out), "cards_only": False, "demo_only": False})
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR)
     policy = None if cfg.reward_only else AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR)
