@@ -251,34 +251,60 @@ def test_resume_after_interruption_equals_uninterrupted_run(models, tmp_path):
         train(tiny_config(models, tmp_path / "cut", **{**kw, "kl_coef": 0.5}))
 
 
+KILL_AFTER_STEP = """
+import os, sys, time, argparse
+from red_core.train import train
+from red_core.train.cli import add_train_args, config_from_args
+
+fifo = sys.argv[1]
+cfg = config_from_args(add_train_args(argparse.ArgumentParser()).parse_args(sys.argv[2:]))
+
+def signal_and_wait(metrics, trainer):  # called after each step's checkpoint is on disk
+    if metrics["step"] == 2:
+        with open(fifo, "w") as f:
+            f.write("2\\n")  # tell the test: checkpoint 2 is written; now wait to be killed
+        time.sleep(600)
+
+train(cfg, callback=signal_and_wait)
+"""
+
+
 def test_sigkilled_process_resumes_to_the_same_result(models, tmp_path):
-    """A real kill (SIGKILL, no cleanup) mid-run; the rerun continues from the last checkpoint."""
+    """A real kill (SIGKILL, no cleanup) mid-run; the rerun continues from the last checkpoint.
+
+    The child says "checkpoint 2 is written" through a named pipe and then waits; the test blocks on the pipe
+    (no polling, no timing guess) and kills it at that point, so the kill always lands mid-run."""
+    import select
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     kw = dict(steps=6, save_every=1)
     reference = train(tiny_config(models, tmp_path / "ref", **kw))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "red_core.train", "--policy", models["policy"], "--reward-model", models["rm"],
-           "--prompts", models["prompts"], "--out", str(out), "--steps", "6", "--save-every", "1", "--batch-size", "4",
-           "--minibatch-size", "2", "--ppo-epochs", "1", "--max-new-tokens", "6", "--threads", "1",
-           "--actor-lr", "1e-3", "--critic-lr", "1e-3", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = latest_checkpoint(out)
-        if ckpt is not None and ckpt.name >= "step-000002":
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
+    flags = ["--policy", models["policy"], "--reward-model", models["rm"], "--prompts", models["prompts"], "--out",
+             str(out), "--steps", "6", "--save-every", "1", "--batch-size", "4", "--minibatch-size", "2",
+             "--ppo-epochs", "1", "--max-new-tokens", "6", "--threads", "1", "--actor-lr", "1e-3", "--critic-lr",
+             "1e-3", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    fifo = tmp_path / "signal"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_AFTER_STEP, str(fifo), *flags], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opening the read end does not wait for the writer
+    try:
+        ready, _, _ = select.select([reader], [], [], 180)  # blocks until the child writes (or 180 s pass)
+        assert ready and os.read(reader, 16) == b"2\n", "the child never reported checkpoint 2"
+    finally:
+        os.close(reader)
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "policy").exists()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "red_core.train", *flags], env=env, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resumed from" in done.stdout
     a, b = _flat_weights(tmp_path / "ref" / "policy"), _flat_weights(out / "policy")
