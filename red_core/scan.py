@@ -225,8 +225,9 @@ def parquet_reader(path: str, skip: int) -> Reader:
 def load_hf(src: Source):
     """A datasets.Dataset (memory-mapped) or IterableDataset (streamed) for a save_to_disk folder or a hub id."""
     datasets = need("datasets", "reading a saved dataset or a hub id")
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    from huggingface_hub.constants import is_offline_mode
+
+    offline = is_offline_mode() or bool(datasets.config.HF_DATASETS_OFFLINE)  # both libraries' own reading
     try:
         if src.kind == "saved":
             ds = datasets.load_from_disk(src.name)
