@@ -76,14 +76,17 @@ def numbers_html(tr, *, show_special: bool = True) -> str:
     c = tr.check()
     red_with_baseline = tr.method == "red" and tr.params.get("prompt_baseline", True) and tr.baseline is not None
     expected_text = ("β_c · (R(x, y) − R(x, ∅)) + (1 − β_c) · R(x, y)" if red_with_baseline else "R(x, y)")
-    mark = ('<span class="ok">✓ sums match</span>' if c["ok"] else '<span class="bad">✗ sums differ</span>')
+    mark = ('<span class="ok">✓ sums match</span>' if c["ok"] else
+            f'<span>— {esc(c.get("note", ""))}</span>' if c["ok"] is None else '<span class="bad">✗ sums differ</span>')
+    if c["ok"] is None:
+        expected_text = "F(x) − F(x′), IG's completeness target" if c["expected"] is not None else "no target"
     rows = [
         ("R(x, y)", fmt(c["score"]), "reward-model score of prompt + whole response"),
         ("R(x, ∅)", fmt(c["baseline"]), "score of the prompt alone (RED's starting point)" if c["baseline"] is not None
          else "undefined: no tokens before the response (taken as 0)"),
         ("Σ rewards", fmt(c["sum"]), f"sum over all {len(tr)} {tr.granularity}s (special tokens included)"),
         ("expected", fmt(c["expected"]), expected_text),
-        ("check", f"{c['difference']:+.1e}", f"Σ rewards − expected {mark}"),
+        ("check", "n/a" if c["difference"] is None else f"{c['difference']:+.1e}", f"Σ rewards − expected {mark}"),
     ]
     hidden = [i for i in range(len(tr)) if tr.special[i]] if not show_special else []
     if hidden:
@@ -180,7 +183,7 @@ def step_html(tr, k: int, *, show_special: bool = True) -> str:
 def panel(tr, *, title: str, scale: float, subtitle: str = "", show_special: bool = True) -> str:
     c = tr.check()
     line = (f'R(x, y) = {fmt(c["score"])} · R(x, ∅) = {fmt(c["baseline"])} · Σ rewards = {fmt(c["sum"])} '
-            f'{"✓" if c["ok"] else "✗"}')
+            f'{"✓" if c["ok"] else "(attribution)" if c["ok"] is None else "✗"}')
     return (f'<div class="red-panel"><h4>{esc(title)}</h4>'
             + (f'<div class="desc">{esc(subtitle)}</div>' if subtitle else "")
             + f'<div class="red-summary">{esc(line)}</div>'

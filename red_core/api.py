@@ -1,7 +1,9 @@
 """The two public entry points: `token_rewards` (one pair) and `token_rewards_batch` (many, padded batches).
 
 Data flows one way: text -> models.encode (token ids, offsets) -> scoring (prefix scores)
--> methods (token rewards) -> result.TokenRewards.
+-> methods (token rewards) -> result.TokenRewards. Model-based methods (attribution.METHODS: ig, gxi,
+occlusion) also take the model and the encoding; their results carry the RED prefix scores of the same
+pass (for display) and the method's own credit as rewards.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numbers
 import time
 
-from red_core import align, methods, scoring
+from red_core import align, attribution, methods, scoring
 from red_core.models import Encoding, RewardModel, RewardModelError, encode
 from red_core.result import TokenRewards
 
@@ -21,9 +23,20 @@ def _unit_positions(enc: Encoding, response: str, granularity) -> list[int]:
 
 
 def _build(rm: RewardModel, prompt: str, response: str, enc: Encoding, ps: scoring.PrefixScores, method: str,
-           params: dict, granularity) -> TokenRewards:
-    rewards, used = methods.compute_rewards(method, ps, **params)
-    warnings = list(rm.warnings) + list(enc.warnings) + list(ps.notes)
+           params: dict, granularity, max_batch_tokens: int | None = None) -> TokenRewards:
+    extra_meta: dict = {}
+    notes: list[str] = []
+    if methods.needs_model(method):
+        used = methods.resolve_params(method, params)
+        t0 = time.perf_counter()
+        units = align.assign_units(enc.offsets, enc.special, response, granularity)
+        ctx = attribution.Context(units=units, max_batch_tokens=max_batch_tokens or scoring.default_max_batch_tokens(rm))
+        att = attribution.compute(method, rm, enc, ctx, **used)
+        rewards, extra_meta, notes = att.rewards, att.meta, att.notes
+        extra_meta["method_seconds"] = time.perf_counter() - t0
+    else:
+        rewards, used = methods.compute_rewards(method, ps, **params)
+    warnings = list(rm.warnings) + list(enc.warnings) + list(ps.notes) + notes
     if ps.baseline is None and method == "red" and used.get("prompt_baseline", True):
         warnings.append("the input has no tokens before the response, so R(x, ∅) is undefined; it is taken as 0 "
                         "(the first token's reward is its own prefix score).")
@@ -32,7 +45,7 @@ def _build(rm: RewardModel, prompt: str, response: str, enc: Encoding, ps: scori
                       prefix_scores=ps.prefix_scores, score=ps.score, baseline=ps.baseline, method=method,
                       params=used, model=rm.name, warnings=warnings,
                       meta={"path": ps.path, "kind": rm.kind, "label_index": rm.label_index,
-                            "chat_template": rm.uses_chat_template, "input_format": rm.input_format})
+                            "chat_template": rm.uses_chat_template, "input_format": rm.input_format, **extra_meta})
     return tr.aggregate(granularity) if granularity != "token" else tr
 
 
@@ -42,7 +55,9 @@ def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str
                         **params) -> list[TokenRewards | Exception]:
     """Token rewards for many (prompt, response) pairs, scored in padded batches.
 
-    method: one of `list_methods()`; params: beta_c, prompt_baseline (red), beta (abc).
+    method: one of `list_methods()`; params: beta_c, prompt_baseline (red), beta (abc), steps (ig).
+    Model-based methods (ig, gxi, occlusion) run after the RED pass, one response at a time; meta["seconds"]
+    is the row's share of the RED pass plus its own method time (meta["method_seconds"]).
     granularity: "token", "word", "sentence" or an int k (chunks of k tokens). For encoder RMs a
     coarser granularity also scores fewer prefixes (cheaper); causal RMs score every token anyway.
     on_error: "raise", or "return" to put the exception in the failed row's place and go on.
@@ -79,8 +94,9 @@ def token_rewards_batch(rm: RewardModel, prompts: list[str], responses: list[str
     seconds = time.perf_counter() - t0
     for i, ps in zip(order, scored):
         try:
-            results[i] = _build(rm, prompts[i], responses[i], encs[i], ps, method, params, granularity)
-            results[i].meta["seconds"] = seconds / max(1, len(order))
+            results[i] = _build(rm, prompts[i], responses[i], encs[i], ps, method, params, granularity,
+                                max_batch_tokens)
+            results[i].meta["seconds"] = seconds / max(1, len(order)) + results[i].meta.get("method_seconds", 0.0)
         except Exception as err:  # noqa: BLE001
             if on_error == "raise":
                 raise

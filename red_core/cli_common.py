@@ -29,9 +29,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_method_args(p: argparse.ArgumentParser, batch_help: str = "rows per forward batch") -> None:
     """The credit method and its parameters, the unit, and the batch size."""
-    p.add_argument("--method", default="red", help="credit method: red, sparse, uniform, abc")
+    p.add_argument("--method", default="red", help="credit method: red, sparse, uniform, abc, ig, gxi, occlusion "
+                   "(ig, gxi, occlusion: gradient/occlusion baselines that need the model)")
     p.add_argument("--beta-c", type=float, default=1.0, help="RED mixing weight beta_c (Eq. 7); 1 = pure RED")
     p.add_argument("--beta", type=float, default=0.5, help="ABC mixing weight beta")
+    p.add_argument("--steps", type=int, default=None, help="ig: integration steps (Gauss-Legendre nodes; default 32)")
     p.add_argument("--no-prompt-baseline", action="store_true", help="paper's w/o-DI variant: R(x, ∅) taken as 0")
     p.add_argument("--granularity", default="token", help="token, word, sentence, or an integer k (chunks of k tokens)")
     p.add_argument("--batch-size", type=int, default=8, help=batch_help)
@@ -57,7 +59,8 @@ def method_options(args) -> dict:
     for flag, value in (("--beta-c", args.beta_c), ("--beta", args.beta)):
         if not 0.0 <= value <= 1.0:  # also catches nan
             raise UsageError(f"{flag} must be between 0 and 1, got {value}")
-    params = {"beta_c": args.beta_c, "prompt_baseline": not args.no_prompt_baseline, "beta": args.beta}
+    params = {"beta_c": args.beta_c, "prompt_baseline": not args.no_prompt_baseline, "beta": args.beta,
+              "steps": getattr(args, "steps", None)}
     try:
         params = methods.resolve_params(args.method, params)
     except ValueError as err:

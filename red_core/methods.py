@@ -12,6 +12,11 @@ the response y_0 .. y_T, so its 1[t = T] is our 1[t = T-1], and its T+1 tokens a
     abc      attention-based credit (Chan et al. 2024): w_t = last-layer attention of the pooled
              token, heads averaged, over response tokens, normalised to sum 1;
              r_t = beta * R * w_t + (1 - beta) * R * 1[t = T-1].
+
+Methods that need the model itself (ig, gxi, occlusion) live in attribution.METHODS, a second plain
+dict; `list_methods()`, `get_method`, `method_params` and `resolve_params` cover both, and
+`api.token_rewards_batch` calls them with the model. `compute_rewards` (PrefixScores only) takes the
+first dict's methods.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import inspect
 
 import numpy as np
 
+from red_core import attribution
 from red_core.scoring import PrefixScores
 
 
@@ -56,23 +62,34 @@ def abc(ps: PrefixScores, *, beta: float = 0.5) -> np.ndarray:
 
 METHODS = {"red": red, "sparse": sparse, "uniform": uniform, "abc": abc}
 NEEDS_ATTENTION = {"abc"}
+MODEL_METHODS = attribution.METHODS  # need the model, not only PrefixScores: ig, gxi, occlusion
 DESCRIPTIONS = {
-    "red": "RED: each token gets the change in the prefix score it caused (exact, telescoping).",
-    "sparse": "All of the score on the last token (ordinary RLHF).",
-    "uniform": "The score spread evenly over the tokens.",
-    "abc": "Attention-based credit: the score split by the RM's last-layer attention (mixed with sparse by beta).",
+    "red": "RED: each token gets the change in the prefix score it caused (exact, telescoping). "
+           "Cost: 1 forward (causal RMs) or T+1 forwards (encoders).",
+    "sparse": "All of the score on the last token (ordinary RLHF). Cost: 1 forward.",
+    "uniform": "The score spread evenly over the tokens. Cost: 1 forward.",
+    "abc": "Attention-based credit: the score split by the RM's last-layer attention (mixed with sparse by beta). "
+           "Cost: 1 forward with attention weights.",
+    **attribution.DESCRIPTIONS,
 }
 
 
 def list_methods() -> list[str]:
-    """Names accepted by `method=`."""
-    return list(METHODS)
+    """Names accepted by `method=`: the prefix-score methods, then the model-based ones."""
+    return list(METHODS) + list(MODEL_METHODS)
+
+
+def needs_model(name: str) -> bool:
+    """The method needs the model itself (attribution.METHODS), not only the prefix scores."""
+    return name in MODEL_METHODS
 
 
 def get_method(name: str):
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[name]
+    if name in METHODS:
+        return METHODS[name]
+    if name in MODEL_METHODS:
+        return MODEL_METHODS[name]
+    raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(list_methods())}")
 
 
 def method_params(name: str) -> dict:
@@ -88,7 +105,7 @@ def resolve_params(name: str, params: dict) -> dict:
     pass every option; a name no method knows is an error.
     """
     own = method_params(name)
-    known = set().union(*(method_params(m) for m in METHODS))
+    known = set().union(*(method_params(m) for m in list_methods()))
     unknown = set(params) - known
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; methods take: {sorted(known)}")
@@ -96,10 +113,18 @@ def resolve_params(name: str, params: dict) -> dict:
     for k in ("beta_c", "beta"):
         if k in used and not 0.0 <= float(used[k]) <= 1.0:
             raise ValueError(f"{k} must be between 0 and 1, got {used[k]}")
+    if "steps" in used:
+        steps = used["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        used["steps"] = int(steps)
     return used
 
 
 def compute_rewards(name: str, ps: PrefixScores, **params) -> tuple[np.ndarray, dict]:
     """Rewards (T,) of method `name`, and the parameters actually used (defaults filled in)."""
     used = resolve_params(name, params)
+    if needs_model(name):
+        raise ValueError(f"method {name!r} needs the model, not only prefix scores; use red_core.token_rewards "
+                         f"(prefix-score methods: {', '.join(METHODS)})")
     return get_method(name)(ps, **used), used

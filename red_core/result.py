@@ -19,6 +19,11 @@ from red_core import align
 
 JSON_VERSION = 1
 SUM_TOLERANCE = 1e-6  # relative, for check()
+ATTRIBUTIONS = {  # methods whose credit is an attribution, not a split of the score: no telescoping check
+    "ig": "an attribution: Σ equals F(x) − F(x′) only up to IG's completeness gap, not R(x, y) − R(x, ∅)",
+    "gxi": "an attribution in gradient units: its sum is not a reward",
+    "occlusion": "leave-one-out score changes: they need not add up to the score",
+}
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -87,8 +92,18 @@ class TokenRewards:
         return self.score
 
     def check(self) -> dict:
-        """The telescoping check, as numbers a reader can verify."""
-        total, expected = self.total, self.expected_total()
+        """The telescoping check, as numbers a reader can verify.
+
+        Attributions (ig, gxi, occlusion) do not split the score, so there is nothing to telescope: "ok" is
+        None and "note" says why; for ig, "expected" is F(x) − F(x′) and "difference" its completeness gap."""
+        total = self.total
+        if self.method in ATTRIBUTIONS:
+            f_x, f_base = self.meta.get("f_input"), self.meta.get("f_baseline")
+            expected = None if f_x is None or f_base is None else float(f_x) - float(f_base)
+            return {"score": self.score, "baseline": self.baseline, "sum": total, "expected": expected,
+                    "difference": None if expected is None else total - expected, "ok": None,
+                    "note": ATTRIBUTIONS[self.method]}
+        expected = self.expected_total()
         ok = abs(total - expected) <= SUM_TOLERANCE * max(1.0, abs(expected))
         return {"score": self.score, "baseline": self.baseline, "sum": total, "expected": expected,
                 "difference": total - expected, "ok": bool(ok)}

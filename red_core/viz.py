@@ -63,7 +63,7 @@ def legend_html(scale: float, unit: str = "token") -> str:
 
 def summary_html(tr) -> str:
     c = tr.check()
-    mark = "✓" if c["ok"] else "✗"
+    mark = "✓" if c["ok"] else f"({html.escape(c['note'])})" if c["ok"] is None else "✗"
     return (f'<div class="red-summary">R(x, y) = {fmt(c["score"])} · R(x, ∅) = {fmt(c["baseline"])} · '
             f'sum of rewards = {fmt(c["sum"])} · expected {fmt(c["expected"])} {mark}</div>')
 

@@ -66,7 +66,7 @@ def test_unknown_method_and_parameter_errors_list_valid_ones(rm_llama):
         red_core.token_rewards(rm_llama, PROMPT, "hi", gamma=0.3)
     with pytest.raises(ValueError, match="between 0 and 1"):
         red_core.token_rewards(rm_llama, PROMPT, "hi", beta_c=1.5)
-    assert red_core.list_methods() == ["red", "sparse", "uniform", "abc"]
+    assert red_core.list_methods() == ["red", "sparse", "uniform", "abc", "ig", "gxi", "occlusion"]
 
 
 # ----------------------------------------------------------------------------- equivalences

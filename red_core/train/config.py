@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from red_core.methods import list_methods
+from red_core.methods import METHODS
 from red_core.models import REPO_ROOT
 from red_core.options import option
 
@@ -41,7 +41,7 @@ class TrainConfig:
     out: str = _opt("runs/red-ppo", "output folder: metrics, checkpoints, final policy")
     label_index: int | None = _opt(None, "which output of the reward model is the reward (needed if it has several)")
     # --- credit (the only phase RED changes)
-    method: str = _opt("red", f"credit method for the RM score: {', '.join(list_methods())}", choices=list_methods())
+    method: str = _opt("red", f"credit method for the RM score: {', '.join(METHODS)}", choices=list(METHODS))
     beta_c: float = _opt(1.0, "red: weight of RED's dense reward vs the sparse one, Eq. 7 (paper: 1.0)")
     prompt_baseline: bool = _opt(True, "red: subtract R(x, ∅) from the first token (off = paper's 'w/o DI')")
     abc_beta: float = _opt(0.5, "abc: share of the score spread by attention (Chan et al.: 0.5-0.8)")
@@ -84,8 +84,8 @@ class TrainConfig:
         for name in ("policy", "reward_model", "prompts", "out"):  # paths are kept as strings (JSON, comparisons)
             if getattr(self, name) is not None:
                 setattr(self, name, str(getattr(self, name)))
-        if self.method not in list_methods():
-            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(list_methods())}")
+        if self.method not in METHODS:  # credit from prefix scores; attributions (ig, gxi, occlusion) are not rewards
+            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         if self.critic_init not in CRITIC_INITS:
             raise ValueError(f"critic_init must be one of {CRITIC_INITS}, got {self.critic_init!r}")
         if self.amp not in AMP_MODES:
