@@ -22,7 +22,8 @@ from red_core import viz
 from red_core.result import TokenRewards
 
 GRANULARITIES = ("token", "word", "sentence")
-COMPARE_METHODS = ("red", "abc", "uniform", "sparse")
+COMPARE_METHODS = ("red", "abc", "uniform", "sparse", "occlusion", "ig", "gxi")  # credit splits, then attributions
+OWN_SCALE = ("gxi",)  # not in reward units: coloured on its own scale
 LABEL_INDEX_HINT = " In this app: open “Model options”, set “Output index”, and load again."
 
 
@@ -274,7 +275,8 @@ def _shown(tr: TokenRewards, show_special: bool) -> np.ndarray:
 
 def compare_methods(ctx: AppContext, choice, prompt: str, response: str, granularity: str = "token",
                     beta: float = 0.5, show_special: bool = True, progress=gr.Progress()):
-    """RED, ABC, uniform and sparse on the same text, on one shared colour scale."""
+    """Every credit method on the same text: the reward-unit ones on one shared colour scale, gxi (gradient units)
+    on its own; each panel says what the method cost, and IG its completeness gap."""
     prompt, response = check_prompt(prompt), check_response(response)
     check_option(granularity, GRANULARITIES, "granularity")
     results, notes = {}, []
@@ -286,8 +288,9 @@ def compare_methods(ctx: AppContext, choice, prompt: str, response: str, granula
             if m == "red":
                 raise
             notes.append(f"{m}: {raw_message(err)}")
-    scale = viz.symmetric_scale(*(_shown(tr, show_special) for tr in results.values()))
-    html = render.methods_html(results, scale=scale, show_special=show_special) + render.warnings_html(notes)
+    scale = viz.symmetric_scale(*(_shown(tr, show_special) for m, tr in results.items() if m not in OWN_SCALE))
+    scales = {m: viz.symmetric_scale(_shown(tr, show_special)) if m in OWN_SCALE else scale for m, tr in results.items()}
+    html = render.methods_html(results, scales=scales, show_special=show_special) + render.warnings_html(notes)
     red = results["red"]
     idx = render.visible(red, show_special)
     fig = render.lines_figure({m: tr.rewards[idx] for m, tr in results.items()}, [red.tokens[i] for i in idx],

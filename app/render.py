@@ -190,12 +190,26 @@ def panel(tr, *, title: str, scale: float, subtitle: str = "", show_special: boo
             + viz.tokens_html(tr, scale=scale, show_special=show_special) + "</div>")
 
 
-def methods_html(results: dict, *, scale: float, show_special: bool = True) -> str:
-    """One panel per credit method, all on one colour scale."""
-    panels = "".join(panel(tr, title=name.upper(), subtitle=DESCRIPTIONS.get(name, ""), scale=scale,
-                           show_special=show_special) for name, tr in results.items())
+def method_facts(tr) -> str:
+    """What one method cost here, and for IG how far its sum is from F(x) − F(x′) (its completeness gap)."""
+    secs = tr.meta.get("method_seconds", tr.meta.get("seconds"))
+    facts = [f"{secs * 1000:.0f} ms" if secs is not None else ""]
+    if "completeness_gap" in tr.meta:
+        facts.append(f"IG completeness gap {float(tr.meta['completeness_gap']):.2e} "
+                     f"(|Σ − (F(x) − F(x′))|, {tr.params.get('steps', '?')} steps)")
+    return " · ".join(f for f in facts if f)
+
+
+def methods_html(results: dict, *, scales: dict, show_special: bool = True) -> str:
+    """One panel per credit method, each with its time (and IG's completeness gap). `scales`: the colour scale of
+    each method (one shared value for methods in reward units)."""
+    shared = max(scales.values(), key=list(scales.values()).count)
+    panels = "".join(panel(tr, title=name.upper(), subtitle=f"{DESCRIPTIONS.get(name, '')} · {method_facts(tr)}"
+                           + ("" if scales[name] == shared else " · its own colour scale (not reward units)"),
+                           scale=scales[name], show_special=show_special) for name, tr in results.items())
     warn = warnings_html(w for tr in results.values() for w in tr.warnings)
-    return (STYLE + viz.legend_html(scale) + '<div class="red-box">one shared colour scale for all methods</div>'
+    return (STYLE + viz.legend_html(shared) + '<div class="red-box">one shared colour scale for the methods in reward '
+            'units; gxi (gradient × input) is coloured on its own scale</div>'
             + f'<div class="red-grid">{panels}</div>' + warn)
 
 

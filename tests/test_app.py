@@ -182,10 +182,13 @@ def test_compare_methods_share_one_scale(ctx):
     html, fig = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, RESPONSE, progress=quiet)
     results = {m: red_core.token_rewards(ctx.reward_models.get(ctx.default_rm), PROMPT, RESPONSE, m)
                for m in handlers.COMPARE_METHODS}
-    scale = max(float(np.abs(tr.rewards).max()) for tr in results.values())
+    scale = max(float(np.abs(tr.rewards).max()) for m, tr in results.items() if m not in handlers.OWN_SCALE)
     assert html.count('<div class="red-legend">') == 1 and f"{scale:+.3g}" in html
     assert [t.name for t in fig.data] == list(handlers.COMPARE_METHODS)
     assert all(f"<h4>{m.upper()}</h4>" in html for m in handlers.COMPARE_METHODS)
+    # each method says what it cost here; IG reports its completeness gap; gxi is on its own scale
+    assert html.count(" ms") >= len(handlers.COMPARE_METHODS) and "IG completeness gap" in html
+    assert "its own colour scale (not reward units)" in html and "Cost:" in html
 
 
 def test_compare_pair(ctx):
