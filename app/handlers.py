@@ -18,12 +18,13 @@ import red_core
 from app import limits, render
 from app.context import INPUT_FORMATS, AppContext, RMChoice, display_name
 from app.errors import raw_message, user_error
-from red_core import viz
+from red_core import faithfulness, viz
 from red_core.result import TokenRewards
 
 GRANULARITIES = ("token", "word", "sentence")
 COMPARE_METHODS = ("red", "abc", "uniform", "sparse", "occlusion", "ig", "gxi")  # credit splits, then attributions
-OWN_SCALE = ("gxi",)  # not in reward units: coloured on its own scale
+OWN_SCALE = ("gxi",)
+DELETION_K = 5  # words deleted at most in the Faithfulness view  # not in reward units: coloured on its own scale
 LABEL_INDEX_HINT = " In this app: open “Model options”, set “Output index”, and load again."
 
 
@@ -295,7 +296,22 @@ def compare_methods(ctx: AppContext, choice, prompt: str, response: str, granula
     idx = render.visible(red, show_special)
     fig = render.lines_figure({m: tr.rewards[idx] for m, tr in results.items()}, [red.tokens[i] for i in idx],
                               title=f"credit per {granularity}, all methods")
-    return html, fig
+    progress(1.0, desc="deletion curves")
+    return html, fig, render.deletion_figure(deletion_curves(ctx, choice, prompt, response, results))
+
+
+def deletion_curves(ctx: AppContext, choice, prompt: str, response: str, results: dict) -> dict:
+    """Faithfulness for one text: each method's deletion curve (score drop when its top-k credited words are
+    deleted, k = 0..5) and the mean curve of random orders (red_core.faithfulness)."""
+    rm, lock = get_rm(ctx, check_choice(choice))
+    with lock:
+        try:
+            curves = {m: faithfulness.deletion_curve(rm, prompt, response, tr, k_max=DELETION_K)
+                      for m, tr in results.items()}
+            curves["random order"] = faithfulness.random_baseline(rm, prompt, response, k_max=DELETION_K, n=10)
+        except (red_core.RewardModelError, ValueError) as err:
+            raise user_error(f"Could not compute the deletion curves: {err}") from err
+    return curves
 
 
 def compare_pair(ctx: AppContext, choice, prompt: str, chosen: str, rejected: str, granularity: str = "token",

@@ -277,3 +277,21 @@ def pair_summary(chosen, rejected) -> str:
     body = "".join(f'<tr><th>{esc(a)}</th><td class="num">{esc(b)}</td></tr>' for a, b in rows)
     return (f'<div class="red-box">The reward model {verdict}. σ(margin) is the Bradley–Terry probability '
             f'that chosen beats rejected.</div><table class="red-numbers">{body}</table>')
+
+
+def deletion_figure(curves: dict):
+    """Faithfulness for one text: score drop R(x, y) − R(x, y minus the top-k credited words) against k, one line
+    per method (AOPC, the mean drop over k >= 1, in the legend); random word orders dashed, as the floor."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, c in curves.items():
+        dashed = name == "random order"
+        fig.add_scatter(x=c["k"], y=c["drops"], mode="lines+markers", name=f"{esc(name)} (AOPC {c['aopc']:+.3f})",
+                        line={"dash": "dash", "color": "#888"} if dashed else {})
+    fig.update_layout(title="Faithfulness: the score drop when each method's top-k credited words are deleted",
+                      height=340, plot_bgcolor="#fff", margin={"l": 50, "r": 20, "t": 40, "b": 50},
+                      xaxis={"title": "k (words deleted, highest credit first)", "dtick": 1},
+                      yaxis={"title": "R(x, y) − R(x, y without them)", "zeroline": True},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig

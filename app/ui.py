@@ -154,13 +154,16 @@ def _compare_tab(ctx: AppContext, explore_prompt, explore_response):
                 run = gr.Button("Compare methods", variant="primary", elem_id="cmp-methods-btn")
             view = gr.HTML(label="methods", elem_id="methods-view")
             plot = gr.Plot(label="Credit per position, all methods", elem_id="methods-plot")
+            faith = gr.Plot(label="Faithfulness: deletion curve of each method", elem_id="methods-faithfulness")
             _examples(ctx, [prompt, response], "Examples")
             copy.click(lambda p, r: (p, r), [explore_prompt, explore_response], [prompt, response],
                        api_visibility="private")
             run.click(handler(handlers.compare_methods, ctx, on_gpu=True),
-                      [ctx.rm_state, prompt, response, gran, beta, special], [view, plot], api_name="compare_methods",
-                      api_description="RED, ABC, uniform and sparse credit on one text, on one colour scale: HTML "
-                                      "panels and a plot.")
+                      [ctx.rm_state, prompt, response, gran, beta, special], [view, plot, faith],
+                      api_name="compare_methods",
+                      api_description="Every credit method on one text (RED, ABC, uniform, sparse, occlusion, IG, "
+                                      "gradient x input), each with its time: HTML panels, a plot of the credit, and "
+                                      "each method's deletion curve (faithfulness).")
         with gr.Tab("Chosen vs rejected"):
             prompt2 = gr.Textbox("", label="Prompt x", lines=2, elem_id="pair-prompt")
             with gr.Row():

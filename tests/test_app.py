@@ -144,7 +144,8 @@ def test_xss_renders_as_text(ctx):
     heat, fig, numbers, table, exact, tr = explore(ctx, response=XSS)
     outputs = {"heatmap": heat, "numbers": numbers, "step": handlers.step_view(tr, 3),
                "html file": Path(handlers.downloads(ctx, tr)[2]).read_text(encoding="utf-8")}
-    html, _ = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, XSS, progress=quiet)
+    html, _, faith = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, XSS, progress=quiet)
+    assert not any("<" in t.name for t in faith.data)  # legend names are escaped
     outputs["methods"] = html
     outputs["pair"] = handlers.compare_pair(ctx, ctx.default_rm, PROMPT, XSS, "fine", progress=quiet)
     for name, out in outputs.items():
@@ -179,7 +180,7 @@ def test_step_through(ctx):
 
 
 def test_compare_methods_share_one_scale(ctx):
-    html, fig = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, RESPONSE, progress=quiet)
+    html, fig, faith = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, RESPONSE, progress=quiet)
     results = {m: red_core.token_rewards(ctx.reward_models.get(ctx.default_rm), PROMPT, RESPONSE, m)
                for m in handlers.COMPARE_METHODS}
     scale = max(float(np.abs(tr.rewards).max()) for m, tr in results.items() if m not in handlers.OWN_SCALE)
@@ -189,6 +190,15 @@ def test_compare_methods_share_one_scale(ctx):
     # each method says what it cost here; IG reports its completeness gap; gxi is on its own scale
     assert html.count(" ms") >= len(handlers.COMPARE_METHODS) and "IG completeness gap" in html
     assert "its own colour scale (not reward units)" in html and "Cost:" in html
+    # the Faithfulness view: one deletion curve per method plus random orders, each starting at 0 (nothing deleted)
+    from red_core import faithfulness
+
+    names = [t.name.split(" (AOPC")[0] for t in faith.data]
+    assert names == [*handlers.COMPARE_METHODS, "random order"]
+    assert all(t.y[0] == pytest.approx(0.0, abs=1e-6) and list(t.x) == list(range(len(t.x))) for t in faith.data)
+    rm = ctx.reward_models.get(ctx.default_rm)
+    red_curve = faithfulness.deletion_curve(rm, PROMPT, RESPONSE, results["red"], k_max=handlers.DELETION_K)
+    assert list(faith.data[0].y) == pytest.approx(red_curve["drops"], abs=1e-5)
 
 
 def test_compare_pair(ctx):
@@ -331,7 +341,8 @@ def test_gradio_client_round_trip(served, model_dir, tmp_path):
         client.predict("no/such-model-here", None, "auto", api_name="/load_reward_model")
     heat2, *_ = client.predict(PROMPT, RESPONSE, "uniform", api_name="/token_rewards")
     assert heat2.count('<span class="tok') == heat.count('<span class="tok')
-    html, _ = client.predict(PROMPT, RESPONSE, api_name="/compare_methods")
+    html, _, faith = client.predict(PROMPT, RESPONSE, api_name="/compare_methods")
+    assert faith["type"] == "plotly"
     assert "<h4>ABC</h4>" in html
     # a session that loads another model scores with it; other sessions keep the default
     status = client.predict(model_dir("bert"), None, "auto", api_name="/load_reward_model")
