@@ -1268,24 +1268,10 @@ def build(cfg: RecipeConfig) -> dict:
     # Evaluate what was saved, loaded back the way users load it.
     tokenizer = AutoTokenizer.from_pretrained(out / REWARD_SUBDIR)
     rm = AutoModelForSequenceClassification.from_pretrained(out / REWARD_SUBDIR, dtype=torch.float32).eval()
-    res: dict[str, Any]
-    if cfg.reward_only:
-        res = {
-            "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
-            "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
-                     "n_swapped": sum(ex.source == "swap" for ex in swapped),
-                     "n_empty": sum(ex.source == "empty" for ex in swapped), "n_rm_train": len(rm_train) + len(swapped),
-                     **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {}),
-                     "vader_version": vader_version()},
-            "tokenizer": {"vocab_size": len(tokenizer)},
-            "rm_train_loss": rm_loss,
-            "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
-            "credit": evaluate_credit(out / REWARD_SUBDIR, heldout, labeller, cfg),
-            "examples": score_examples(rm, tokenizer, labeller),
-        }
-        return finish_reward_only(cfg, out, res, data, labeller, rm, tokenizer, t0)
-    policy = AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR, dtype=torch.float32).eval()
-    res = {
+    policy = None if cfg.reward_only else AutoModelForCausalLM.from_pretrained(out / POLICY_SUBDIR,
+                                                                            dtype=torch.float32).eval()
+    # One summary for both builds, in the order evaluation.json has always had; the policy's entries only with one.
+    res: dict[str, Any] = {
         "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
         "data": {"n_train": len(train), "n_heldout": len(heldout), "n_rm_units": len(rm_train),
                  "n_swapped": sum(ex.source == "swap" for ex in swapped),
@@ -1293,12 +1279,15 @@ def build(cfg: RecipeConfig) -> dict:
                  **({"fortunes_version": deb_version("fortunes")} if is_debian_corpus(cfg) else {}),
                  "vader_version": vader_version()},
         "tokenizer": {"vocab_size": len(tokenizer)},
-        "rm_train_loss": rm_loss, "policy_train_loss": policy_loss,
+        "rm_train_loss": rm_loss,
+        **({} if policy is None else {"policy_train_loss": policy_loss}),
         "reward_model": evaluate_reward_model(rm, tokenizer, heldout, cfg),
         "credit": evaluate_credit(out / REWARD_SUBDIR, heldout, labeller, cfg),
-        "policy": evaluate_policy(policy, rm, tokenizer, heldout, labeller, cfg),
+        **({} if policy is None else {"policy": evaluate_policy(policy, rm, tokenizer, heldout, labeller, cfg)}),
         "examples": score_examples(rm, tokenizer, labeller),
     }
+    if policy is None:
+        return finish_reward_only(cfg, out, res, data, labeller, rm, tokenizer, t0)
     if data.bias:
         res["bias"] = bias_results(cfg, data, labeller, rm, tokenizer)
     res["sizes_mb"] = {name: folder_mb(out / name) for name in (REWARD_SUBDIR, POLICY_SUBDIR)}
