@@ -110,36 +110,27 @@ def _baseline_ids(rm: RewardModel, enc: Encoding, ids: torch.Tensor) -> torch.Te
 
 
 def ig(rm: RewardModel, enc: Encoding, ctx: Context, *, steps: int = 32) -> Attribution:
-    """Integrated Gradients on the input embeddings, pad baseline for the response tokens.
+    """Integrated Gradients on the input embeddings (captum's LayerIntegratedGradients), pad baseline for the
+    response tokens; prompt and special tokens are kept, so their credit is 0.
 
-    The path integral uses the Gauss-Legendre rule with `steps` nodes (captum's default for
-    LayerIntegratedGradients, with the same result). In reward units only up to
-    meta["completeness_gap"] = |sum a_t - (F(x) - F(x'))|, which shrinks as `steps` grows; RED's
+    captum interpolates only the embedding layer's output between the baseline's and the input's, and runs the
+    model with the input's ids, mask and pooled position at every step (Gauss-Legendre rule, `steps` nodes,
+    in batches that fit `max_batch_tokens`). In reward units only up to meta["completeness_gap"] =
+    |sum a_t - (F(x) - F(x'))| (captum's convergence delta), which shrinks as `steps` grows; RED's
     telescoping (check()) is exact instead.
     """
+    from captum.attr import LayerIntegratedGradients  # imports matplotlib: only when IG is asked for
+
     ids, extra = _row(rm, enc)  # (1, L)
     base = _baseline_ids(rm, enc, ids)  # (1, L)
     layer = rm.model.get_input_embeddings()
-    forward = _reward_fn(rm, extra)
+    chunk = max(1, ctx.max_batch_tokens // max(1, ids.shape[1]))
+    with torch.enable_grad():
+        attributions = LayerIntegratedGradients(_reward_fn(rm, extra), layer).attribute(
+            inputs=ids, baselines=base, n_steps=int(steps), method="gausslegendre", internal_batch_size=chunk)
+    per_token = attributions.float().sum(-1)[0].double().cpu().numpy()  # (L,) summed over the embedding dim
     with torch.no_grad():
         e_x, e_base = layer(ids).detach(), layer(base).detach()  # (1, L, D)
-    nodes, weights = np.polynomial.legendre.leggauss(int(steps))  # on [-1, 1]
-    alphas, weights = (nodes + 1) / 2, weights / 2  # on [0, 1]
-    chunk = max(1, ctx.max_batch_tokens // max(1, ids.shape[1]))
-    mean_grad = torch.zeros_like(e_x, dtype=torch.float32)  # (1, L, D) weighted path average of dF/de
-    for lo in range(0, len(alphas), chunk):
-        a = torch.tensor(alphas[lo:lo + chunk], dtype=e_x.dtype, device=e_x.device)[:, None, None]  # (k, 1, 1)
-        w = torch.tensor(weights[lo:lo + chunk], dtype=torch.float32, device=e_x.device)[:, None, None]
-        emb = (e_base + a * (e_x - e_base)).requires_grad_(True)  # (k, L, D) points on the straight path
-        handle = _embed_override(rm, emb)
-        try:
-            with torch.enable_grad():
-                f = forward(ids.expand(emb.shape[0], -1))  # (k,)
-                (grad,) = torch.autograd.grad(f.sum(), emb)
-        finally:
-            handle.remove()
-        mean_grad += (grad.float() * w).sum(0, keepdim=True)
-    per_token = ((e_x - e_base).float() * mean_grad).sum(-1)[0].double().cpu().numpy()  # (L,) summed over D
     f_x = _reward_with_embeddings(rm, ids, extra, e_x)
     f_base = _reward_with_embeddings(rm, ids, extra, e_base)
     rewards = per_token[enc.start:enc.stop].copy()  # (T,)

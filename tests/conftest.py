@@ -31,6 +31,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(_AUDIT_DIR), *filter(None, [os.e
 # An empty Hugging Face home (before huggingface_hub is imported): the tests use local folders only and must
 # not see this machine's hub cache or token (gradio_client reads the token file to send it as a header).
 os.environ["HF_HOME"] = str(_SESSION_TMP / "hf-home")
+# An empty home folder and matplotlib cache too (captum, behind the ig method, imports matplotlib, which looks
+# for fonts and its cache under HOME): the tests must not read this machine's home folder.
+os.environ["HOME"] = str(_SESSION_TMP / "home")
+os.environ["MPLCONFIGDIR"] = str(_SESSION_TMP / "mpl")
+(_SESSION_TMP / "home").mkdir()
 _OUTSIDE: list = []
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: no hub look-ups in tests
