@@ -178,17 +178,24 @@ def main(argv=None) -> dict:
         lex = lexicon_stats(lex_pairs, lex_c, lexicon)
         pl = planted_stats(plant_pairs, pl_c)
         aopcs = [F.deletion_curve(rm, p, r, c, k_max=args.k_max)["aopc"] for (p, r), c in zip(del_pairs, lex_c)]
-        per[m] = {"lex": lex, "planted": pl, "aopc": aopcs, "credit": lex_c}
+        ins = [F.insertion_curve(rm, p, r, c, k_max=args.k_max)["aopc"] for (p, r), c in zip(del_pairs, lex_c)]
+        per[m] = {"lex": lex, "planted": pl, "aopc": aopcs, "insertion": ins, "credit": lex_c}
         out["methods"][m] = {
             "r_lexicon_words": lex["r_lexicon_words"], "r_lexicon_words_ci": lex["r_lexicon_words_ci"],
             "r_all_words": lex["r_all_words"], "r_all_words_ci": lex["r_all_words_ci"],
             "top_word_acc": lex["top_word_acc"], "planted_top1": pl["top1"], "planted_mean_rank": pl["mean_rank"],
-            "aopc": F.bootstrap_ci(aopcs), "median_seconds_per_text": statistics.median(lex_sec)}
+            "aopc": F.bootstrap_ci(aopcs), "insertion_aopc": F.bootstrap_ci(ins),
+            "median_seconds_per_text": statistics.median(lex_sec)}
         print(f"  {m:<9} done in {time.perf_counter() - t0:.1f}s")
 
     # random baseline and the exhaustive best, per deletion text
     rand = [F.random_baseline(rm, p, r, k_max=args.k_max, n=args.random_orders, seed=i)["aopc"]
             for i, (p, r) in enumerate(del_pairs)]
+    rng = np.random.default_rng(0)  # insertion in random word orders: the floor for the insertion AOPC
+    rand_ins = [float(np.mean([F.insertion_curve(rm, p, r, rng.standard_normal(len(F.word_spans(r))),
+                                                 k_max=args.k_max)["aopc"] for _ in range(args.random_orders)]))
+                for p, r in del_pairs]
+    out["random_insertion_aopc"] = F.bootstrap_ci(rand_ins)
     short = [i for i, (_, r) in enumerate(del_pairs) if len(F.word_spans(r)) <= 10]
     best = [F.best_deletion(rm, *del_pairs[i], k_max=args.k_max)["aopc"] for i in short]
     out["random_aopc"] = F.bootstrap_ci(rand)
@@ -214,7 +221,8 @@ def main(argv=None) -> dict:
              "top_word_acc": F.paired_test(red["lex"]["top_word_hits"], o["lex"]["top_word_hits"]),
              "planted_top1": F.paired_test(red["planted"]["hits"], o["planted"]["hits"]),
              "planted_mean_rank": F.paired_test(red["planted"]["ranks"], o["planted"]["ranks"]),
-             "aopc": F.paired_test(red["aopc"], o["aopc"])}
+             "aopc": F.paired_test(red["aopc"], o["aopc"]),
+             "insertion_aopc": F.paired_test(red["insertion"], o["insertion"])}
         for key, cc in c.items():
             diff = cc["diff"] if "diff" in cc else cc["mean_diff"]
             cc["red"] = verdict(cc["p"], diff, higher_better=key != "planted_mean_rank")
@@ -234,6 +242,10 @@ def main(argv=None) -> dict:
         print(f"{m:<10}{r1:>22}{r2:>22}{fmt(x['top_word_acc']):>26}{fmt(x['planted_top1']):>26}"
               f"{fmt(x['planted_mean_rank']):>26}{fmt(x['aopc']):>26}{x['median_seconds_per_text']:>9.4f}")
     print(f"{'random':<10}{'':>22}{'':>22}{'':>26}{'':>26}{'':>26}{fmt(out['random_aopc']):>26}")
+    print("\nInsertion AOPC (from R(x, ∅), the top-k credited words put back in text order, k = 1..5):")
+    for m in METHODS:
+        print(f"  {m:<10} {fmt(M[m]['insertion_aopc'])}")
+    print(f"  {'random':<10} {fmt(out['random_insertion_aopc'])}")
     print(f"\nDeletion on the {len(short)} texts of <= 10 words: exhaustive best AOPC {fmt(out['best_aopc_short'])}, "
           f"random {fmt(out['random_aopc_short'])}")
     for m in METHODS:
@@ -241,7 +253,8 @@ def main(argv=None) -> dict:
         frac = x["aopc_short_vs_best"]
         print(f"  {m:<10} AOPC {fmt(x['aopc_short'])}  = {frac:.0%} of best" if frac is not None else f"  {m}")
     print("\nRED vs each method (win / tie / lose for RED; p from paired tests, p < 0.05 decides):")
-    keys = ("r_lexicon_words", "r_all_words", "top_word_acc", "planted_top1", "planted_mean_rank", "aopc")
+    keys = ("r_lexicon_words", "r_all_words", "top_word_acc", "planted_top1", "planted_mean_rank", "aopc",
+            "insertion_aopc")
     print(f"{'vs':<10}" + "".join(f"{k:>20}" for k in keys))
     for m, c in comps.items():
         print(f"{m:<10}" + "".join(f"{c[k]['red'] + ' p=' + format(c[k]['p'], '.3f'):>20}" for k in keys))
