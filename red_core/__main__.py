@@ -40,6 +40,10 @@ from pathlib import Path
 
 from red_core import scan
 from red_core.cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    EXIT_USAGE,
     add_method_args,
     add_model_args,
     load_model,
@@ -51,9 +55,6 @@ from red_core.cli_common import (
 from red_core.outfile import encode_line, output_file, output_row, write
 from red_core.rows import UsageError, checked, count_rows, open_input, read_rows
 from red_core.train import cli as train_cli
-
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
 
 SCORE_EPILOG = ("A bad row becomes {\"id\", \"line\", \"error\"} and the run goes on. An existing --output is replaced "
                 "only when the run succeeds. Exit status: 0 all rows scored, 1 some rows failed (all written), "

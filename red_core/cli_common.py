@@ -13,6 +13,8 @@ import signal
 
 from red_core.rows import UsageError
 
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # both commands' exit status
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--reward-model and how to load it (device, dtype, output index, input format, the two opt-ins)."""

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from red_core import align
+from red_core.outfile import plain_json
 
 REPORT_VERSION = 1
 Z95 = 1.96
@@ -509,17 +510,7 @@ def rows_from_token_rewards(trs, ids=None, pair_ids=None, sides=None) -> list[di
     return out
 
 
-def strict_json(obj):
-    """A copy with NaN/inf as None and numpy scalars, tuples and keys made plain JSON."""
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+strict_json = plain_json  # NaN / inf -> None, numpy scalars -> numbers (red_core.outfile)
 
 
 def write_report(report: dict, out_dir) -> tuple[str, str]:

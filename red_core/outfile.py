@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import sys
 import tempfile
+
+import numpy as np
 
 from red_core.rows import UsageError
 
@@ -188,3 +191,19 @@ def encode_line(row: dict) -> tuple[bytes, bool]:
         reason = "it is nested too deeply"
     fallback = {"id": None, "line": row["line"], "error": f"this row could not be written as JSON: {reason}"}
     return (json.dumps(fallback) + "\n").encode("utf-8"), True
+
+
+def plain_json(x):
+    """x as strict JSON data: NaN / inf floats -> None, numpy scalars -> Python numbers, tuples -> lists, keys -> str.
+
+    Used wherever a result is written as JSON (the corpus report, training state and summaries), so none of
+    them can write a NaN literal that strict JSON readers refuse."""
+    if isinstance(x, dict):
+        return {str(k): plain_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain_json(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -55,6 +55,8 @@ from typing import Any
 
 from red_core import outfile
 from red_core.cli_common import (
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
     add_method_args,
     add_model_args,
     load_model,
@@ -74,7 +76,6 @@ from red_core.rows import (
     text_problem,
 )
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EPILOG = ("Shards are written one by one; rerun the same command to continue an interrupted scan. Exit status: "
           "0 all rows scored, 1 some rows failed (see their error column), 2 usage error, 130 interrupted.")
 MANIFEST, MANIFEST_VERSION = "manifest.json", 1

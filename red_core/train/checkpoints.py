@@ -34,7 +34,6 @@ import errno
 import io
 import json
 import math
-import numbers
 import os
 import shutil
 import zipfile
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+
+from red_core.outfile import plain_json
 
 CHECKPOINT_DIR = "checkpoints"
 FILES = ("policy.safetensors", "critic.safetensors", "optim.pt", "state.json")  # state.json last
@@ -210,20 +211,9 @@ def write_folder(folder: Path, fill) -> Path:
     return folder
 
 
-def _finite(x):
-    """x with every NaN / inf float replaced by None (strict JSON), recursively."""
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def strict_json(obj, indent: int | None = None) -> str:
     """Standard JSON (no NaN / Infinity literals: they become null); other objects as str."""
-    return json.dumps(_finite(obj), indent=indent, allow_nan=False, default=str)
+    return json.dumps(plain_json(obj), indent=indent, allow_nan=False, default=str)
 
 
 # ----------------------------------------------------------------------------- the run folder
