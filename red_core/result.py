@@ -1,7 +1,9 @@
 """TokenRewards: the per-token rewards of one response, with everything needed to check and show them.
 
 The object checks its shapes on construction, can aggregate itself to words or sentences, and
-exports to pandas, CSV, JSON (with a `from_json` round trip) and self-contained HTML.
+exports to pandas, CSV, JSON (with a `from_json` round trip), a standalone HTML page and a PNG. Every export
+carries what is needed to read it alone: prompt, model, method, parameters, granularity, R(x, y), R(x, ∅)
+and the telescoping check (CSV: as repeated columns on every row; JSON: "check"; HTML: a header block).
 
 The numbers a reader needs to trust it are kept side by side: `score` = R(x, y), `baseline` =
 R(x, ∅) (the prompt-only score), and `check()` says whether the rewards sum to what the method
@@ -176,11 +178,12 @@ class TokenRewards:
     def to_dict(self) -> dict:
         return {"version": JSON_VERSION, "method": self.method, "params": self.params, "model": self.model,
                 "granularity": self.granularity, "score": self.score, "baseline": self.baseline,
-                "sum": self.total, "prompt": self.prompt, "response": self.response, "tokens": self.rows(),
-                "warnings": self.warnings, "meta": self.meta}
+                "sum": self.total, "check": self.check(), "prompt": self.prompt, "response": self.response,
+                "tokens": self.rows(), "warnings": self.warnings, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, d: dict) -> TokenRewards:
+        """The inverse of to_dict; "sum" and "check" are recomputed from the data, not read."""
         missing = [k for k in ("prompt", "response", "tokens", "score", "baseline") if not isinstance(d, dict) or k not in d]
         if missing:
             raise ValueError(f"not a TokenRewards export: missing {missing}; pass what to_json()/to_dict() wrote")
@@ -217,21 +220,44 @@ class TokenRewards:
         df.insert(1, "token", self.tokens)
         return df
 
+    CSV_RUN_COLUMNS = ("prompt", "model", "method", "params", "granularity", "score", "baseline", "check_sum",
+                       "check_expected", "check_ok")
+
     def to_csv(self, path=None) -> str | None:
-        """The token table as CSV, safe to open in a spreadsheet: text cells that a spreadsheet would run as a
-        formula (starting with = + - @, tab or carriage return) get a leading apostrophe, as OWASP advises.
-        The exact token texts are in `to_json()`."""
+        """The token table as CSV, one row per unit, each row also carrying the run (tidy, repeated columns):
+        prompt, model, method, params (JSON), granularity, score = R(x, y), baseline = R(x, ∅), check_sum,
+        check_expected, check_ok (empty for attributions, which promise no sum).
+
+        Safe to open in a spreadsheet: text cells that a spreadsheet would run as a formula (starting with
+        = + - @, tab or carriage return) get a leading apostrophe, as OWASP advises. The exact texts are in
+        `to_json()`."""
         df = self.to_pandas()
-        for col in ("token", "text"):
+        c = self.check()
+        run = {"prompt": self.prompt, "model": self.model, "method": self.method,
+               "params": json.dumps(self.params, ensure_ascii=False, sort_keys=True, default=str),
+               "granularity": str(self.granularity), "score": self.score, "baseline": self.baseline,
+               "check_sum": c["sum"], "check_expected": c["expected"], "check_ok": c["ok"]}
+        for col in self.CSV_RUN_COLUMNS:
+            df[col] = [run[col]] * len(df)
+        for col in ("token", "text", "prompt", "model"):
             df[col] = df[col].map(spreadsheet_safe)
         return df.to_csv(path, index=False) if path is not None else df.to_csv(index=False)
 
     def to_html(self, *, scale: float | None = None, show_special: bool = True, title: str | None = None,
                 full_page: bool = True) -> str:
-        """A self-contained HTML heatmap (inline CSS, no scripts, every token escaped)."""
+        """A standalone page (viz.report_html: the run's header, heatmap, SVG plot of rewards and prefix scores,
+        numbers table), or with full_page=False the heatmap fragment. Inline CSS, no scripts, every token escaped."""
         from red_core import viz
 
-        return viz.heatmap_html(self, scale=scale, show_special=show_special, title=title, full_page=full_page)
+        if full_page:
+            return viz.report_html(self, scale=scale, show_special=show_special, title=title)
+        return viz.heatmap_html(self, scale=scale, show_special=show_special, title=title, full_page=False)
+
+    def to_png(self, path=None, **kw) -> bytes:
+        """The heatmap as a PNG for slides (viz.heatmap_png; keywords: scale, show_special, width_in, dpi)."""
+        from red_core import viz
+
+        return viz.heatmap_png(self, path, **kw)
 
     def _repr_html_(self) -> str:
         return self.to_html(full_page=False)
