@@ -90,12 +90,19 @@ def do_runs(args) -> None:
 
 
 def load_curves(critic: str = "auto") -> dict:
+    """Metrics rows of each run; from the copies in RESULTS/train_curves*/ when the run folder is gone."""
+    import csv
+
     from red_core.train import read_metrics
 
     curves = {}
     for method in METHODS:
         for seed in SEEDS:
             rows = read_metrics(runs_dir(critic) / f"{method}-s{seed}")
+            saved = RESULTS / f"train_curves{suffix(critic)}" / f"{method}-s{seed}.csv"
+            if not rows and saved.exists():
+                with saved.open(newline="") as f:
+                    rows = [{k: (int(v) if k == "step" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
             if rows:
                 curves[(method, seed)] = rows
     return curves
@@ -159,7 +166,9 @@ def figure(curves: dict, critic: str = "auto"):
     """Two panels: mean RM reward and KL against steps; seed mean (line) and seed min-max (band)."""
     from plotly.subplots import make_subplots
 
-    colours = {"red": ("#2166ac", "rgba(33,102,172,0.15)"), "sparse": ("#b2182b", "rgba(178,24,43,0.15)")}
+    from red_core.viz import METHOD_COLOURS  # never red or blue: those mean "lowered" / "raised" the reward
+
+    colours = {m: (METHOD_COLOURS[m], _rgba(METHOD_COLOURS[m], 0.15)) for m in METHODS}
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Mean RM reward R(x, y) per step", "KL to reference per step "
                                                         "(Σ_t log π_old − log π_ref, batch mean)"))
     for col, key in ((1, "reward_mean"), (2, "kl")):
@@ -192,6 +201,11 @@ def figure(curves: dict, critic: str = "auto"):
     return fig
 
 
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def screenshot(html: Path, png: Path, size=(1180, 460)) -> bool:
     """PNG of an HTML file with headless Chromium (Debian's package); False when there is none."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -214,7 +228,8 @@ def do_report(args) -> dict:
     curve_dir = RESULTS / f"train_curves{sfx}"
     curve_dir.mkdir(exist_ok=True)
     for (method, seed) in curves:
-        shutil.copy(runs_dir(critic) / f"{method}-s{seed}" / "metrics.csv", curve_dir / f"{method}-s{seed}.csv")
+        if (runs_dir(critic) / f"{method}-s{seed}" / "metrics.csv").exists():
+            shutil.copy(runs_dir(critic) / f"{method}-s{seed}" / "metrics.csv", curve_dir / f"{method}-s{seed}.csv")
     fig = figure(curves, critic)
     html = RESULTS / f"train_curves{sfx}.html"
     fig.write_html(html, include_plotlyjs="directory", full_html=True)  # plotly.min.js beside it, shared

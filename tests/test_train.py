@@ -20,6 +20,7 @@ from red_core.methods import compute_rewards
 from red_core.scoring import PrefixScores
 from red_core.testing import byte_bpe_tokenizer, tiny_causal_lm, tiny_reward_model
 from red_core.train import RunFolderError, TrainConfig, read_metrics, train
+from red_core.train.checkpoints import strict_json
 from red_core.train.cli import add_train_args, config_from_args
 from red_core.train.gae import explained_variance, gae, gae_loop, masked_whiten
 from red_core.train.ppo import METRIC_COLUMNS, PPOTrainer, latest_checkpoint, response_mask
@@ -240,10 +241,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(models, tmp_path):
     resumed = train(tiny_config(models, tmp_path / "cut", **kw))
     assert resumed["resumed_from"].endswith("step-000002")
 
-    def numbers(rows):
-        return [{k: v for k, v in r.items() if not k.startswith("time_") and k != "step_time"} for r in rows]
-
-    assert numbers(read_metrics(tmp_path / "cut")) == numbers(full["metrics"])
+    assert _numbers(read_metrics(tmp_path / "cut")) == _numbers(full["metrics"])
     a, b = _flat_weights(tmp_path / "full" / "policy"), _flat_weights(tmp_path / "cut" / "policy")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # Resuming with different settings is refused rather than mixing two runs.
@@ -309,9 +307,7 @@ def test_sigkilled_process_resumes_to_the_same_result(models, tmp_path):
     assert "resumed from" in done.stdout
     a, b = _flat_weights(tmp_path / "ref" / "policy"), _flat_weights(out / "policy")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    strip = [{k: v for k, v in r.items() if not k.startswith("time_") and k != "step_time"} for r in reference["metrics"]]
-    assert [{k: v for k, v in r.items() if not k.startswith("time_") and k != "step_time"}
-            for r in read_metrics(out)] == strip
+    assert _numbers(read_metrics(out)) == _numbers(reference["metrics"])
 
 
 # ----------------------------------------------------------------------------- the run folder: faults
@@ -322,8 +318,10 @@ FOUR = dict(steps=4)  # the settings every run below shares (tiny_config fills t
 
 
 def _numbers(rows):
-    """The trainer's numbers of each row, less the timings (and less keys a callback added)."""
-    return [{k: r[k] for k in METRIC_COLUMNS if not k.startswith("time_") and k != "step_time"} for r in rows]
+    """The trainer's numbers of each row, less the timings (and less keys a callback added), as strict JSON
+    values: NaN (a metric that is off, e.g. the gold reward) becomes None, so equal rows compare equal."""
+    rows = [{k: r[k] for k in METRIC_COLUMNS if not k.startswith("time_") and k != "step_time"} for r in rows]
+    return json.loads(strict_json(rows))
 
 
 def assert_same_run(out, reference):

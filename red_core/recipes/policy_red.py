@@ -132,6 +132,7 @@ def train_run(cfg: PolicyRedConfig) -> None:
 def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], max_new_tokens: int) -> dict:
     """`after` against the base policy on every prompt, cfg.eval_samples samples each, same seeds for both."""
     from red_core import policies as compare
+    from red_core.gold import gold_scores
 
     base = cfg.policy or str(DEFAULT_POLICY)
     cmps = []
@@ -147,9 +148,13 @@ def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], ma
     kl = np.concatenate([[float(np.sum(lp - rl)) for lp, rl in zip(c.after.logp, c.after.ref_logp)] for c in cmps])
     wins = compare.win_rate([v for c in cmps for v in c.before.scores], [v for c in cmps for v in c.after.scores])
     samples = cmps[0].rows()[::cfg.eval_samples]  # a few: the first sample of each prompt of the first chunk
+    gold = {side: np.concatenate([gold_scores(getattr(c, side).prompts, getattr(c, side).responses) for c in cmps])
+            for side in ("before", "after")}  # (S,) each: the gold reward training logs, on the same texts
     return {"n": int(len(a)), "n_prompts": len(prompts), "per_prompt": cfg.eval_samples,
             "reward_before": float(b.mean()), "reward_before_std": float(b.std()),
             "reward_after": float(a.mean()), "reward_after_std": float(a.std()),
+            "gold_before": float(gold["before"].mean()), "gold_before_std": float(gold["before"].std()),
+            "gold_after": float(gold["after"].mean()), "gold_after_std": float(gold["after"].std()),
             "kl_to_base": float(kl.mean()), "win_rate": wins, "samples": samples}
 
 

@@ -4,6 +4,7 @@
     OUT/config.json                    the settings of the latest start
     OUT/metrics.jsonl, metrics.csv     one row per step: the run's history
     OUT/checkpoints/step-NNNNNN/       policy.safetensors, critic.safetensors, optim.pt, state.json
+                                       (no critic.safetensors for a critic-free algorithm: reinforce)
     OUT/checkpoints/latest             name of the newest checkpoint: a hint, never trusted alone
     OUT/policy/, OUT/summary.json      written when the run ends
 
@@ -47,10 +48,12 @@ from red_core.outfile import plain_json
 
 CHECKPOINT_DIR = "checkpoints"
 FILES = ("policy.safetensors", "critic.safetensors", "optim.pt", "state.json")  # state.json last
+OPTIONAL = ("critic.safetensors",)  # absent when state.json's `files` (the sizes written) does not list it
 METRIC_COLUMNS = (
-    "step", "reward_mean", "reward_std", "baseline_mean", "credit_sum_mean", "return_mean", "kl", "kl_per_token",
-    "entropy", "response_length", "eos_fraction", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
-    "explained_variance", "value_mean", "time_rollout", "time_score", "time_update", "step_time")
+    "step", "reward_mean", "reward_std", "gold_mean", "gold_std", "baseline_mean", "credit_sum_mean", "return_mean",
+    "kl", "kl_per_token", "kl_coef", "entropy", "response_length", "eos_fraction", "policy_loss", "value_loss",
+    "clip_fraction", "approx_kl", "explained_variance", "value_mean", "time_rollout", "time_score", "time_update",
+    "step_time")
 LOW_SPACE = 16 * 2**20  # bytes: less than this free after a failed write means the disk filled up
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL_TEXTS = ("no space left", "os error 28", "disk quota exceeded", "os error 122")
@@ -319,6 +322,8 @@ def inspect_checkpoint(folder: Path) -> tuple[dict | None, str | None]:
         files = state.get("files")
         sizes: dict = files if isinstance(files, dict) else {}
         for name in FILES[:3]:
+            if name in OPTIONAL and isinstance(files, dict) and name not in sizes:
+                continue  # not written (no critic); checkpoints without `files` are from before: all three
             _check_file(Path(folder) / name, sizes.get(name))
     except DamagedCheckpoint as err:
         return None, str(err)
@@ -368,15 +373,16 @@ def _loaded(path: Path, load):
 
 
 def load_weights(folder: Path, policy, critic, device) -> dict:
-    """Load the two models in place; returns the optimiser states ({"actor", "critic", "scaler"})."""
+    """Load the models in place (critic None: none); returns the optimiser states ({"actor", "critic", "scaler"})."""
     from safetensors.torch import load_model
 
     folder = Path(folder)
     optim = _loaded(folder / "optim.pt", lambda p: torch.load(p, map_location=device, weights_only=True))
-    if not isinstance(optim, dict) or not {"actor", "critic", "scaler"} <= set(optim):
+    if not isinstance(optim, dict) or not {"actor", "scaler", *(["critic"] if critic is not None else [])} <= set(optim):
         raise DamagedCheckpoint(f"{folder / 'optim.pt'} does not hold the optimiser states")
     _loaded(folder / "policy.safetensors", lambda p: load_model(policy, str(p), device=str(device)))
-    _loaded(folder / "critic.safetensors", lambda p: load_model(critic, str(p), device=str(device)))
+    if critic is not None:
+        _loaded(folder / "critic.safetensors", lambda p: load_model(critic, str(p), device=str(device)))
     return optim
 
 
@@ -394,10 +400,11 @@ def save_checkpoint(out: str | Path, step: int, policy, critic, optim: dict, sta
 
     def fill(tmp: Path) -> None:
         save_model(policy, str(tmp / "policy.safetensors"))
-        save_model(critic, str(tmp / "critic.safetensors"))
+        if critic is not None:  # critic None: a critic-free algorithm, no critic file
+            save_model(critic, str(tmp / "critic.safetensors"))
         with open(tmp / "optim.pt", "wb") as f:  # a Python file: a full disk raises OSError(ENOSPC) more often
             torch.save(optim, f)
-        sizes = {name: (tmp / name).stat().st_size for name in FILES[:3]}
+        sizes = {name: (tmp / name).stat().st_size for name in FILES[:3] if critic is not None or name not in OPTIONAL}
         (tmp / "state.json").write_text(strict_json({**state, "step": step, "files": sizes}, indent=1) + "\n")
         _, problem = inspect_checkpoint(tmp)  # never publish a checkpoint that resume would reject
         if problem:

@@ -1,6 +1,7 @@
 """`python -m red_core train`: one flag per TrainConfig field, help text from the field.
 
     python -m red_core train --policy P --reward-model R --prompts FILE --method red --steps N --out DIR
+    python -m red_core train --algo reinforce --kl-target 3     # REINFORCE++ (no critic), adaptive KL β
 
 Without --policy / --reward-model / --prompts the offline defaults in assets/ are used. A run
 whose OUT folder holds a checkpoint continues from it (--no-resume starts over). Faults of the run
@@ -20,8 +21,9 @@ from red_core.train.config import TrainConfig
 
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one --flag per TrainConfig field (defaults and help from the dataclass)."""
-    parser.description = (parser.description or "") + "RED-PPO: train a causal-LM policy with PPO on token-level " \
-        "rewards from a sequence reward model (see red_core/train/ppo.py for the implementation choices)."
+    parser.description = (parser.description or "") + "RED-PPO: train a causal-LM policy with PPO (or REINFORCE++, " \
+        "--algo reinforce) on token-level rewards from a sequence reward model (see red_core/train/ppo.py for the " \
+        "implementation choices)."
     add_dataclass_args(parser, TrainConfig)
     return parser
 
@@ -50,12 +52,13 @@ def run_train(args: argparse.Namespace) -> int:
         where = f" ({err.filename})" if err.filename else ""
         raise ValueError(f"{err.strerror or err}{where}; check the paths and --out") from err
     final = summary["final"] or {}
-    print(f"{summary['steps_done']}/{cfg.steps} steps, method {cfg.method}; {summary['critic']}")
+    print(f"{summary['steps_done']}/{cfg.steps} steps, {cfg.algo}, method {cfg.method}; {summary['critic']}")
     if summary.get("resumed_from"):
         print(f"resumed from {summary['resumed_from']}")
     if final:
-        print(f"last step: reward {final['reward_mean']:+.4f} (std {final['reward_std']:.4f}), KL {final['kl']:.4f}, "
-              f"{final['step_time']:.2f} s/step")
+        beta = f" (β {final['kl_coef']:.4g}, target {cfg.kl_target})" if cfg.kl_target is not None else ""
+        print(f"last step: reward {final['reward_mean']:+.4f} (std {final['reward_std']:.4f}), KL {final['kl']:.4f}"
+              f"{beta}, {final['step_time']:.2f} s/step")
     for note in summary["notes"]:
         print(f"note: {note}")
     print(f"metrics: {cfg.out}/metrics.csv, {cfg.out}/metrics.jsonl; policy: {summary.get('policy', '(stopped early)')}")

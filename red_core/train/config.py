@@ -1,4 +1,4 @@
-"""TrainConfig: every setting of a RED-PPO run, one field each, with its help text and checks.
+"""TrainConfig: every setting of a RED-PPO (or RED-REINFORCE++) run, one field each, with its help text and checks.
 
 The help text of each field is what `python -m red_core train --help` prints. Fields marked
 "(paper)" take the value of Li et al. 2025 (RED); "(safe-rlhf)" the value of the code lineage the
@@ -12,18 +12,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from red_core.gold import GOLD_REWARDS
 from red_core.methods import METHODS
 from red_core.models import REPO_ROOT
 from red_core.options import option
 
 DEFAULT_PROMPTS = REPO_ROOT / "assets" / "prompts.txt"
 CRITIC_INITS = ("auto", "reward", "policy")
+ALGOS = ("ppo", "reinforce")  # ppo: critic + GAE; reinforce: REINFORCE++ (Hu 2025), whitened returns, no critic
 AMP_MODES = ("no", "bf16", "fp16")
 # Fields that may differ between a checkpoint and the run that resumes it. None changes what the run
 # computes: `out` (a run folder may be moved), the budget and the bookkeeping; `threads`, `device` and
-# `rm_batch_size` change only floating-point rounding (resume is bit-exact when they stay the same).
+# `rm_batch_size` change only floating-point rounding (resume is bit-exact when they stay the same); `gold` is
+# only logged, never trained on.
 RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_checkpoints", "progress", "resume", "threads", "device",
-                     "rm_batch_size")
+                     "rm_batch_size", "gold")
 PATH_FIELDS = ("policy", "reward_model", "prompts")  # equal when they name the same existing file or folder
 
 
@@ -45,7 +48,15 @@ class TrainConfig:
     beta_c: float = _opt(1.0, "red: weight of RED's dense reward vs the sparse one, Eq. 7 (paper: 1.0)")
     prompt_baseline: bool = _opt(True, "red: subtract R(x, ∅) from the first token (off = paper's 'w/o DI')")
     abc_beta: float = _opt(0.5, "abc: share of the score spread by attention (Chan et al.: 0.5-0.8)")
-    kl_coef: float = _opt(0.05, "β of the per-token KL penalty β·(log π_old - log π_ref) (paper: 0.02; ours: 0.05)")
+    kl_coef: float = _opt(0.05, "β of the per-token KL penalty β·(log π_old - log π_ref) (paper: 0.02; ours: 0.05); "
+                          "the starting β when kl_target is set")
+    kl_target: float | None = _opt(None, "target KL in nats per response (sum over tokens); β adapts towards it "
+                                   "after each step (Ziegler et al. 2019); None = fixed kl_coef")
+    kl_horizon: int = _opt(10000, "adaptive KL: horizon in rollouts; each step moves β by at most a factor "
+                           "1 ± 0.2·batch_size/horizon (Ziegler et al.: 10000)")
+    gold: str = _opt("none", "gold reward logged beside the RM reward, never trained on: 'vader' = VADER compound of "
+                     "prompt + response, the labeller the default RM imitates (needs `vadersentiment`); 'none'",
+                     choices=list(GOLD_REWARDS))
     # --- budget
     steps: int = _opt(60, "PPO steps (one rollout batch each)")
     batch_size: int = _opt(64, "rollouts (prompt, response) per step")
@@ -55,15 +66,18 @@ class TrainConfig:
     max_prompt_tokens: int = _opt(64, "prompts longer than this are cut from the left")
     temperature: float = _opt(1.0, "sampling temperature (log-probs use the same); top-k and top-p are off")
     # --- optimisation
+    algo: str = _opt("ppo", "'ppo' (critic + GAE, as in the paper) or 'reinforce' (REINFORCE++, Hu 2025: no critic, "
+                     "advantage = return-to-go of the token rewards, whitened over the batch)", choices=list(ALGOS))
     actor_lr: float = _opt(3e-4, "policy AdamW learning rate (paper, 7B models: 1e-5; ours, for a ~3M-parameter policy: 3e-4)")
-    critic_lr: float = _opt(1e-4, "critic AdamW learning rate (paper, 7B models: 5e-6; ours: 1e-4)")
+    critic_lr: float = _opt(1e-4, "ppo: critic AdamW learning rate (paper, 7B models: 5e-6; ours: 1e-4)")
     gamma: float = _opt(1.0, "discount γ (safe-rlhf: 1; RED is exact shaping only for γ = 1)")
-    lam: float = _opt(0.95, "GAE λ (safe-rlhf: 0.95)")
+    lam: float = _opt(0.95, "ppo: GAE λ (safe-rlhf: 0.95)")
     clip: float = _opt(0.2, "PPO ratio clip ε (safe-rlhf: 0.2)")
-    value_clip: float = _opt(0.2, "critic: clip new values to old ± this (0 = no clipping)")
+    value_clip: float = _opt(0.2, "ppo critic: clip new values to old ± this (0 = no clipping)")
     max_grad_norm: float = _opt(1.0, "clip each model's gradient norm to this (0 = off)")
-    whiten_advantages: bool = _opt(True, "normalise advantages to mean 0, std 1 over the batch's response tokens")
-    critic_init: str = _opt("auto", "critic start: 'reward' (a copy of the RM, its score head read at every "
+    whiten_advantages: bool = _opt(True, "normalise advantages (reinforce: the returns) to mean 0, std 1 over the batch's "
+                                   "response tokens")
+    critic_init: str = _opt("auto", "ppo critic start: 'reward' (a copy of the RM, its score head read at every "
                             "position), 'policy' (a copy of the policy's trunk + a fresh zero head), "
                             "'auto' (reward when the RM is causal and shares the policy's vocabulary)",
                             choices=CRITIC_INITS)
@@ -88,6 +102,15 @@ class TrainConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         if self.critic_init not in CRITIC_INITS:
             raise ValueError(f"critic_init must be one of {CRITIC_INITS}, got {self.critic_init!r}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.kl_target is not None and not float(self.kl_target) > 0:
+            raise ValueError(f"kl_target must be > 0 (nats per response), got {self.kl_target}; leave it unset for a "
+                             "fixed kl_coef")
+        if int(self.kl_horizon) < 1:
+            raise ValueError(f"kl_horizon must be >= 1, got {self.kl_horizon}")
+        if self.gold not in GOLD_REWARDS:
+            raise ValueError(f"gold must be one of {GOLD_REWARDS}, got {self.gold!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         for name in ("steps", "batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens", "max_prompt_tokens",

@@ -8,6 +8,13 @@
 
 RED changes only phase 3 (see red_core/train/rewards.py, and the README's method summary).
 
+`algo="reinforce"` is REINFORCE++ (Hu 2025), critic-free: no V in phase 1; phase 4 takes the
+return-to-go G_t = Σ_{s≥t} γ^{s−t} r_s of the same token rewards as the advantage, whitened over the
+batch's response tokens (gae.reinforce_returns); phase 5 has the same clipped policy loss and no
+value loss. Dense RED credit gives each token its own G_t (the score change still to come), where
+sparse credit gives every token of a response the same terminal reward. `kl_target` adapts β after
+each step (red_core/train/kl.py, Ziegler et al. 2019); the β of each step is logged as `kl_coef`.
+
 Implementation choices (P = from the RED paper, S = from its code lineage safe-rlhf, not stated in
 the paper, O = ours):
 - [P] credit: RED Eq. 6 with the prompt baseline R(x, ∅) ("DI") on, β_c = 1 (Eq. 7); KL penalty is the
@@ -52,6 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from red_core.gold import gold_scores
 from red_core.models import load_policy, load_reward_model, resolve_device
 from red_core.train import checkpoints
 from red_core.train.checkpoints import (  # noqa: F401 - re-exported: the run folder's I/O used to live here
@@ -67,7 +75,8 @@ from red_core.train.checkpoints import (  # noqa: F401 - re-exported: the run fo
     write_metrics,
 )
 from red_core.train.config import TrainConfig, read_prompts
-from red_core.train.gae import explained_variance, gae, masked_mean, masked_whiten
+from red_core.train.gae import explained_variance, gae, masked_mean, masked_whiten, reinforce_returns
+from red_core.train.kl import kl_controller
 from red_core.train.rewards import assemble_rewards, rollout_credit, shares_vocabulary
 
 
@@ -154,7 +163,7 @@ class Rollouts(Sequences):
 
     logp_old: torch.Tensor  # (B, T) log π_old(y_t|s_t)
     logp_ref: torch.Tensor  # (B, T) log π_ref(y_t|s_t)
-    values: torch.Tensor  # (B, T) V(s_t)
+    values: torch.Tensor | None  # (B, T) V(s_t); None without a critic (algo reinforce)
     entropy: torch.Tensor  # (B, T) H(π_old(·|s_t))
 
 
@@ -187,7 +196,9 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
 
 
 class PPOTrainer:
-    """Holds the models and optimisers; `step()` runs phases 1-5 once and returns the step's metrics."""
+    """Holds the models and optimisers; `step()` runs phases 1-5 once and returns the step's metrics.
+
+    With cfg.algo == "reinforce" there is no critic: `critic` and `critic_opt` are None."""
 
     def __init__(self, cfg: TrainConfig, *, policy=None, tokenizer=None, rm=None, prompts: list[str] | None = None):
         self.cfg = cfg
@@ -204,11 +215,16 @@ class PPOTrainer:
         self.ref = copy.deepcopy(self.policy).eval()
         for p in list(self.ref.parameters()) + list(self.rm.model.parameters()):
             p.requires_grad_(False)
-        self.critic, self.critic_how = build_critic(cfg.critic_init, self.policy, self.rm, self.shared)
+        self.critic: Critic | None = None
+        self.critic_how = "no critic (reinforce: REINFORCE++, advantages = returns whitened over the batch)"
+        if cfg.algo == "ppo":
+            self.critic, self.critic_how = build_critic(cfg.critic_init, self.policy, self.rm, self.shared)
+        self.kl_ctl = kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)  # β of the next step
         self.eos_ids = _eos_ids(self.policy, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.actor_opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.actor_lr, weight_decay=0.0)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
+        self.critic_opt = (torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
+                           if self.critic is not None else None)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.step_index = 0  # steps completed
         self.last_metrics: dict | None = None  # metrics of step `step_index`, saved with its checkpoint
@@ -270,7 +286,8 @@ class PPOTrainer:
         logp_ref, _ = self.policy_logprobs(self.ref, seq)  # (B, T)
         assert entropy is not None
         return Rollouts(**{f.name: getattr(seq, f.name) for f in fields(Sequences)}, logp_old=logp_old,
-                        logp_ref=logp_ref, values=self.critic_values(seq), entropy=entropy)
+                        logp_ref=logp_ref, values=self.critic_values(seq) if self.critic is not None else None,
+                        entropy=entropy)
 
     def policy_logprobs(self, model, ro: Sequences, rows=None, with_entropy=False):
         rows = slice(None) if rows is None else rows
@@ -281,6 +298,7 @@ class PPOTrainer:
         return token_logprobs(logits, ro.response[rows], self.cfg.temperature, with_entropy)
 
     def critic_values(self, ro: Sequences, rows=None) -> torch.Tensor:
+        assert self.critic is not None, "no critic with algo='reinforce'"
         rows = slice(None) if rows is None else rows
         with self.autocast():
             v = self.critic(ro.input_ids[rows], ro.attention_mask[rows], ro.position_ids[rows])  # (b, P+T)
@@ -293,6 +311,13 @@ class PPOTrainer:
                               self.cfg.method, self.cfg.method_params, ro.T, shared=self.shared,
                               batch_size=self.cfg.rm_batch_size)
 
+    def gold(self, ro: Rollouts) -> np.ndarray | None:
+        """(B,) gold reward of the rollouts (cfg.gold; None when off), on the decoded text as evaluation reads it."""
+        if self.cfg.gold == "none":
+            return None
+        texts = [self.tokenizer.decode(r, skip_special_tokens=True) for r in ro.response_lists()]
+        return gold_scores(ro.prompt_texts, texts, self.cfg.gold)
+
     # ------------------------------------------------------------------ phase 5: update
 
     def update(self, ro: Rollouts, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict:
@@ -300,7 +325,11 @@ class PPOTrainer:
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, step, 2))
         stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
         B = ro.response.shape[0]
-        self.policy.eval(), self.critic.eval()  # dropout off, see the module doc
+        trained: list[tuple[torch.nn.Module, torch.optim.Optimizer]] = [(self.policy, self.actor_opt)]
+        if self.critic is not None and self.critic_opt is not None:  # none for reinforce: no value loss
+            trained.append((self.critic, self.critic_opt))
+        for model, _ in trained:
+            model.eval()  # dropout off, see the module doc
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(B, generator=g)
             for start in range(0, B, cfg.minibatch_size):
@@ -311,14 +340,18 @@ class PPOTrainer:
                 ratio = torch.exp(logp - ro.logp_old[rows])  # (b, T)
                 pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip))  # (b, T)
                 policy_loss = masked_mean(pg, m)
-                v = self.critic_values(ro, rows)  # (b, T)
-                v_old = ro.values[rows]  # (b, T)
-                v_clip = v_old + (v - v_old).clamp(-cfg.value_clip, cfg.value_clip) if cfg.value_clip > 0 else v
-                value_loss = 0.5 * masked_mean(torch.maximum((v - ret) ** 2, (v_clip - ret) ** 2), m)
-                self.actor_opt.zero_grad(set_to_none=True)
-                self.critic_opt.zero_grad(set_to_none=True)
-                self.scaler.scale(policy_loss + value_loss).backward()  # disjoint parameters: one backward
-                for model, opt in ((self.policy, self.actor_opt), (self.critic, self.critic_opt)):
+                value_loss = torch.tensor(float("nan"))
+                loss = policy_loss
+                if self.critic is not None and ro.values is not None:
+                    v = self.critic_values(ro, rows)  # (b, T)
+                    v_old = ro.values[rows]  # (b, T)
+                    v_clip = v_old + (v - v_old).clamp(-cfg.value_clip, cfg.value_clip) if cfg.value_clip > 0 else v
+                    value_loss = 0.5 * masked_mean(torch.maximum((v - ret) ** 2, (v_clip - ret) ** 2), m)
+                    loss = policy_loss + value_loss  # disjoint parameters: one backward
+                for _, opt in trained:
+                    opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                for model, opt in trained:
                     if cfg.max_grad_norm > 0:
                         self.scaler.unscale_(opt)
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -335,7 +368,7 @@ class PPOTrainer:
 
     def step(self) -> dict:
         """Run phases 1-5 for the next step; returns its metrics."""
-        cfg, step = self.cfg, self.step_index
+        cfg, step, nan = self.cfg, self.step_index, float("nan")
         t0 = time.perf_counter()
         # 1. rollouts: sample, then log π_old, log π_ref, V, entropy on the response tokens
         ro = self.rollout(step)
@@ -346,16 +379,24 @@ class PPOTrainer:
             if note not in self.notes:
                 self.notes.append(note)
         t2 = time.perf_counter()
-        # 3. rewards: r_t = credit_t − β (log π_old − log π_ref)   (Eq. 8)
+        # 3. rewards: r_t = credit_t − β (log π_old − log π_ref)   (Eq. 8); β from the KL controller
+        beta = self.kl_ctl.value
         rewards, kl = assemble_rewards(credit.credit.to(self.device, torch.float32), ro.logp_old, ro.logp_ref,
-                                       ro.mask, cfg.kl_coef)  # (B, T) each
-        # 4. GAE: advantages and returns per token
-        advantages, returns = gae(rewards, ro.values, ro.mask, cfg.gamma, cfg.lam)  # (B, T) each
+                                       ro.mask, beta)  # (B, T) each
+        # 4. advantages and returns per token: GAE (ppo), or the return-to-go itself (reinforce, no critic)
+        if ro.values is not None:
+            advantages, returns = gae(rewards, ro.values, ro.mask, cfg.gamma, cfg.lam)  # (B, T) each
+        else:
+            returns = reinforce_returns(rewards, ro.mask, cfg.gamma)  # (B, T)
+            advantages = returns
         if cfg.whiten_advantages:
             advantages = masked_whiten(advantages, ro.mask)  # (B, T)
-        # 5. update: clipped policy and value losses, ppo_epochs passes over shuffled minibatches
+        # 5. update: clipped policy (and value) losses, ppo_epochs passes over shuffled minibatches
         upd = self.update(ro, advantages, returns, step)
         t3 = time.perf_counter()
+        seq_kl = float(kl.sum(-1).mean())  # mean KL per response (nats, summed over its tokens)
+        self.kl_ctl.update(seq_kl, cfg.batch_size)  # β of the next step
+        gold = self.gold(ro)  # (B,) logged only, never trained on
         self.step_index += 1
         lengths = ro.mask.sum(-1)  # (B,)
         ends_eos = torch.isin(ro.response.gather(1, (lengths.long() - 1).clamp(min=0)[:, None]),
@@ -363,15 +404,17 @@ class PPOTrainer:
         self.last_metrics = {
             "step": self.step_index,
             "reward_mean": float(np.mean(credit.scores)), "reward_std": float(np.std(credit.scores)),
+            "gold_mean": float(np.mean(gold)) if gold is not None else float("nan"),
+            "gold_std": float(np.std(gold)) if gold is not None else float("nan"),
             "baseline_mean": float(np.nanmean(credit.baselines)) if np.isfinite(credit.baselines).any() else float("nan"),
             "credit_sum_mean": float(credit.credit.sum(-1).mean()),
             "return_mean": float(rewards.sum(-1).mean()),
-            "kl": float(kl.sum(-1).mean()), "kl_per_token": float(masked_mean(kl, ro.mask)),
+            "kl": seq_kl, "kl_per_token": float(masked_mean(kl, ro.mask)), "kl_coef": beta,
             "entropy": float(masked_mean(ro.entropy, ro.mask)),
             "response_length": float(lengths.mean()), "eos_fraction": float(ends_eos.mean()),
             **upd,
-            "explained_variance": explained_variance(ro.values, returns, ro.mask),
-            "value_mean": float(masked_mean(ro.values, ro.mask)),
+            "explained_variance": explained_variance(ro.values, returns, ro.mask) if ro.values is not None else nan,
+            "value_mean": float(masked_mean(ro.values, ro.mask)) if ro.values is not None else nan,
             "time_rollout": t1 - t0, "time_score": t2 - t1, "time_update": t3 - t2, "step_time": t3 - t0,
         }
         return self.last_metrics
@@ -380,9 +423,10 @@ class PPOTrainer:
 
     def save_checkpoint(self, out: Path, keep: int = 1) -> Path:
         """Write OUT/checkpoints/step-NNNNNN atomically and prune older ones (see checkpoints.py)."""
-        optim = {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
-                 "scaler": self.scaler.state_dict()}
-        state = {"config": self.cfg.to_dict(), "metrics": self.last_metrics}
+        critic = {"critic": self.critic_opt.state_dict()} if self.critic_opt is not None else {}  # none: reinforce
+        optim = {"actor": self.actor_opt.state_dict(), **critic, "scaler": self.scaler.state_dict()}
+        # kl_coef: the controller's β for the next step (adaptive KL continues from it on resume)
+        state = {"config": self.cfg.to_dict(), "metrics": self.last_metrics, "kl_coef": self.kl_ctl.value}
         return checkpoints.save_checkpoint(out, self.step_index, self.policy, self.critic, optim, state, keep)
 
     def load_checkpoint(self, folder: Path) -> None:
@@ -394,13 +438,19 @@ class PPOTrainer:
             lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"the checkpoint in {folder} was made with other settings ({lines}); use the same "
                              f"settings to resume, or --no-resume / another --out to start over.")
+        adaptive = self.cfg.kl_target is not None  # β continues from the saved value (a fixed β is the setting)
+        if adaptive and not isinstance(state.get("kl_coef"), (int, float)):
+            raise DamagedCheckpoint(f"{folder / 'state.json'} lacks the adaptive KL coefficient (kl_coef)")
         opt = checkpoints.load_weights(folder, self.policy, self.critic, self.device)
         try:
             self.actor_opt.load_state_dict(opt["actor"])
-            self.critic_opt.load_state_dict(opt["critic"])
+            if self.critic_opt is not None:
+                self.critic_opt.load_state_dict(opt["critic"])
             self.scaler.load_state_dict(opt["scaler"])
         except (KeyError, ValueError, TypeError, RuntimeError) as err:
             raise DamagedCheckpoint(f"{folder / 'optim.pt'} does not fit this run's optimisers ({err})") from None
+        if adaptive:
+            self.kl_ctl.value = float(state["kl_coef"])
         self.step_index = state["step"]
         self.last_metrics = state.get("metrics")
 
@@ -454,7 +504,7 @@ def _run_steps(cfg: TrainConfig, trainer: PPOTrainer, out: Path, rows: list[dict
 
     saved = trainer.step_index if resumed else None  # the step of the newest checkpoint on disk
     stopped = False
-    with tqdm(total=cfg.steps, initial=trainer.step_index, desc=f"PPO {cfg.method}", disable=not cfg.progress,
+    with tqdm(total=cfg.steps, initial=trainer.step_index, desc=f"{cfg.algo} {cfg.method}", disable=not cfg.progress,
               dynamic_ncols=True) as bar:
         while trainer.step_index < cfg.steps:
             metrics = trainer.step()
