@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from red_core.gold import gold_scores
 from red_core.models import REPO_ROOT, load_policy
 from red_core.train.config import TrainConfig
 from red_core.train.ppo import PPOTrainer, token_logprobs
@@ -90,8 +91,10 @@ class Comparison:
         out: dict[str, Any] = {"reference": self.reference, "settings": self.settings}
         for key, s in (("before", self.before), ("after", self.after)):
             scores = np.array([v for v in s.scores if v is not None], dtype=float)
+            gold = gold_or_none(s.prompts, s.responses)  # (S,) VADER compound, or None without VADER
             out[key] = {"policy": s.name, "n": len(s.responses), "reward_mean": _f(scores.mean()) if len(scores) else None,
                         "reward_std": _f(scores.std()) if len(scores) else None, "kl_to_reference": s.kl(),
+                        "gold_mean": _f(gold.mean()) if gold is not None and len(gold) else None,
                         "mean_tokens": _f(np.mean([len(r) for r in s.response_ids]))}
         out["win_rate_after"] = win_rate(self.before.scores, self.after.scores)
         return out
@@ -110,6 +113,15 @@ class Comparison:
 class Progress:
     fraction: float  # 0..1
     message: str
+
+
+def gold_or_none(prompts: list[str], responses: list[str]) -> np.ndarray | None:
+    """(S,) the gold reward of red_core.gold (VADER compound of prompt + response), or None when VADER is not
+    installed. It is what the bundled reward model imitates: for another reward model it is only a sentiment score."""
+    try:
+        return gold_scores(prompts, responses)
+    except ImportError:
+        return None
 
 
 def _f(x) -> float:
@@ -311,8 +323,11 @@ def reward_figure(cmp: Comparison):
     """Plotly: the distribution of R(x, y) for each policy (box + every sample as a point)."""
     import plotly.graph_objects as go
 
+    from red_core.viz import METHOD_COLOURS  # no red / blue: those mean lowered / raised reward
+
     fig = go.Figure()
-    for label, s, colour in (("before", cmp.before, "#888888"), ("after", cmp.after, "#2166ac")):
+    for label, s in (("before", cmp.before), ("after", cmp.after)):
+        colour = METHOD_COLOURS[label]
         y = [v for v in s.scores if v is not None]
         fig.add_trace(go.Box(y=y, name=f"{label}<br>{_short(s.name)}", boxpoints="all", jitter=0.4, pointpos=0,
                              marker_color=colour, boxmean=True,
@@ -332,7 +347,6 @@ def _short(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- train live
-COLOURS = {"red": "#2166ac", "sparse": "#b2182b", "uniform": "#4d9221", "abc": "#8c510a"}
 
 
 def live_runs(policy, tokenizer, rm, prompts: list[str], *, steps: int = 15, seed: int = 0, batch_size: int = 8,
@@ -361,10 +375,12 @@ def live_figure(history: dict):
     """Plotly: mean RM reward per step for each method (and KL on a second axis, dotted)."""
     import plotly.graph_objects as go
 
+    from red_core.viz import METHOD_COLOURS
+
     fig = go.Figure()
     for m, rows in history.items():
         x = [r["step"] for r in rows]
-        colour = COLOURS.get(m, None)
+        colour = METHOD_COLOURS.get(m)
         fig.add_scatter(x=x, y=[r["reward_mean"] for r in rows], name=f"{m}: reward", mode="lines+markers",
                         line={"color": colour})
         fig.add_scatter(x=x, y=[r["kl"] for r in rows], name=f"{m}: KL", mode="lines", yaxis="y2",

@@ -16,6 +16,7 @@ import torch
 import red_core
 from red_core.recipes import defaults as recipe
 from red_core.recipes import policy_red
+from red_core.train import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 REWARD_DIR = ROOT / "assets" / "models" / "reward"
@@ -601,3 +602,32 @@ def test_demo_pairs_file():
     lab = recipe.VaderLabeller()  # chosen is the one VADER prefers, by at least the margin, word or not
     assert all(lab.compound(r["prompt"] + r["chosen"]) - lab.compound(r["prompt"] + r["rejected"])
                >= recipe.DEMO_MIN_MARGIN for r in rows)
+
+
+def test_policy_red_kl_stops_at_the_kl_budget_and_ships(tmp_path, monkeypatch):
+    """The KL-budget recipe on a tiny budget: stops at the first step whose 5-step KL mean reaches the budget,
+    evaluates with the gold reward beside the RM reward, and writes a folder the Policies tab lists."""
+    from huggingface_hub import ModelCard
+
+    from app.context import shipped_policies
+    from red_core.recipes import policy_red_kl
+
+    for key, value in dict(steps=8, batch_size=8, minibatch_size=8, max_new_tokens=4).items():
+        monkeypatch.setitem(policy_red.BUDGET, key, value)
+    out = tmp_path / "models" / "policy-red-kl"
+    res = policy_red_kl.main(["--run", str(tmp_path / "runs" / "kl"), "--out-dir", str(out), "--eval-samples", "1",
+                              "--kl-budget", "1e-6", "--kl-coef", "0.05", "--results-dir", str(tmp_path / "none"),
+                              "--no-progress"])
+    kls = [r["kl"] for r in read_metrics(tmp_path / "runs" / "kl")]
+    assert res["stop"]["stopped_at_step"] == len(kls) == 5 and res["stop"]["reached_budget"]  # step 1's KL is 0
+    assert res["stop"]["smoothed_kl"] == pytest.approx(np.mean(kls[-5:])) and np.mean(kls[-5:]) >= 1e-6
+    ev = res["eval"]["red"]
+    assert {"gold_before", "gold_after", "reward_after", "kl_to_base"} <= set(ev)
+    assert "stopped at a KL budget of 1e-06 nats (step 5)" in res["description"]
+    card = ModelCard.load(out / "README.md")
+    assert "stopped after step 5" in card.text and f"{ev['gold_after']:+.3f}" in card.text
+    listed = {p.name: p for p in shipped_policies(tmp_path / "models")}
+    assert listed and next(iter(listed.values())).description == res["description"]
+    before = (out / "README.md").read_bytes()
+    policy_red_kl.main(["--cards-only", "--out-dir", str(out)])
+    assert (out / "README.md").read_bytes() == before

@@ -129,17 +129,19 @@ def train_run(cfg: PolicyRedConfig) -> None:
 # ----------------------------------------------------------------------------- 2. evaluate
 
 
-def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], max_new_tokens: int) -> dict:
-    """`after` against the base policy on every prompt, cfg.eval_samples samples each, same seeds for both."""
+def evaluate(after: str | Path, rm, prompts: list[str], max_new_tokens: int, *, base: str | None = None,
+             eval_samples: int = 8) -> dict:
+    """`after` against the base policy on every prompt, `eval_samples` samples each, same seeds for both:
+    mean RM reward, gold reward (red_core.gold, as training logs it), KL to the base, win rate."""
     from red_core import policies as compare
     from red_core.gold import gold_scores
 
-    base = cfg.policy or str(DEFAULT_POLICY)
+    base = base or str(DEFAULT_POLICY)
     cmps = []
     for i in range(0, len(prompts), compare.MAX_PROMPTS):
         cmp = compare.run_to_end(compare.compare_policies(
             compare.local_policies(), rm, before=base, after=str(after), prompts=prompts[i:i + compare.MAX_PROMPTS],
-            n=cfg.eval_samples, max_new_tokens=max_new_tokens, seed=EVAL_SEED + i))
+            n=eval_samples, max_new_tokens=max_new_tokens, seed=EVAL_SEED + i))
         if cmp is None:  # only a should_stop() ends it early, and none is given
             raise RuntimeError(f"the comparison of {base} and {after} ended without a result")
         cmps.append(cmp)
@@ -147,10 +149,10 @@ def evaluate(after: str | Path, cfg: PolicyRedConfig, rm, prompts: list[str], ma
     a = np.concatenate([[v for v in c.after.scores if v is not None] for c in cmps])
     kl = np.concatenate([[float(np.sum(lp - rl)) for lp, rl in zip(c.after.logp, c.after.ref_logp)] for c in cmps])
     wins = compare.win_rate([v for c in cmps for v in c.before.scores], [v for c in cmps for v in c.after.scores])
-    samples = cmps[0].rows()[::cfg.eval_samples]  # a few: the first sample of each prompt of the first chunk
+    samples = cmps[0].rows()[::eval_samples]  # a few: the first sample of each prompt of the first chunk
     gold = {side: np.concatenate([gold_scores(getattr(c, side).prompts, getattr(c, side).responses) for c in cmps])
             for side in ("before", "after")}  # (S,) each: the gold reward training logs, on the same texts
-    return {"n": int(len(a)), "n_prompts": len(prompts), "per_prompt": cfg.eval_samples,
+    return {"n": int(len(a)), "n_prompts": len(prompts), "per_prompt": eval_samples,
             "reward_before": float(b.mean()), "reward_before_std": float(b.std()),
             "reward_after": float(a.mean()), "reward_after_std": float(a.std()),
             "gold_before": float(gold["before"].mean()), "gold_before_std": float(gold["before"].std()),
@@ -196,7 +198,8 @@ def build(cfg: PolicyRedConfig) -> dict:
         if not finished(folder):
             print(f"no finished {label} run in {folder}: not compared")
             continue
-        ev = evals[label] = evaluate(folder / "policy", cfg, rm, prompts, run_cfg.max_new_tokens)
+        ev = evals[label] = evaluate(folder / "policy", rm, prompts, run_cfg.max_new_tokens, base=cfg.policy,
+                                     eval_samples=cfg.eval_samples)
         print(f"{label} seed {cfg.seed} vs policy-base on {ev['n']} samples: reward {ev['reward_before']:+.3f} -> "
               f"{ev['reward_after']:+.3f}, KL {ev['kl_to_base']:.3f}, win rate {ev['win_rate']:.2f}")
     evaluation = {"eval": evals, "report": read_json(results / "train_report.json"),
