@@ -15,13 +15,13 @@ import gradio as gr
 import numpy as np
 
 import red_core
-from app import limits, render
+from app import limits, presets, render
 from app.context import INPUT_FORMATS, AppContext, RMChoice, display_name
 from app.errors import raw_message, user_error
 from red_core import faithfulness, viz
 from red_core.result import TokenRewards
 
-GRANULARITIES = ("token", "word", "sentence")
+GRANULARITIES = presets.GRANULARITIES
 COMPARE_METHODS = ("red", "abc", "uniform", "sparse", "occlusion", "ig", "gxi")  # credit splits, then attributions
 OWN_SCALE = ("gxi",)
 DELETION_K = 5  # words deleted at most in the Faithfulness view  # not in reward units: coloured on its own scale
@@ -158,39 +158,92 @@ def score(ctx: AppContext, choice, prompt: str, response: str, *, method: str = 
             raise user_error(f"Scoring failed ({type(err).__name__}: {err}). Try a shorter text or another method.") from err
 
 
-def export(ctx: AppContext, tr: TokenRewards) -> list[str]:
-    """CSV, JSON and standalone HTML of one result, in a fresh download folder (only when a visitor asks)."""
+def export(ctx: AppContext, tr: TokenRewards, *, scale: float | None = None, show_special: bool = True) -> list[str]:
+    """CSV, JSON, standalone HTML and a PNG of the heatmap (for slides) of one result, in a fresh download folder,
+    written only when a visitor asks. Each file says what it shows: prompt, model, method, parameters, R(x, y),
+    R(x, ∅) and the check (red_core's exports)."""
     out = ctx.new_download_dir()
     stem = f"token-rewards-{tr.method}-{tr.granularity}"
-    paths = [out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.html"]
+    paths = [out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.html", out / f"{stem}.png"]
     tr.to_csv(paths[0])
     tr.to_json(paths[1], indent=1)
-    paths[2].write_text(tr.to_html(title=f"Token rewards ({tr.method}, {tr.granularity}s)"), encoding="utf-8")
+    paths[2].write_text(tr.to_html(title=f"Token rewards ({tr.method}, {tr.granularity}s)", scale=scale,
+                                   show_special=show_special), encoding="utf-8")
+    viz.heatmap_png(tr, paths[3], scale=scale, show_special=show_special)
     return [str(p) for p in paths]
 
 
-def render_explore(tr: TokenRewards | None, show_special: bool = True):
-    """(heatmap, figure, numbers, table) of a result; re-used when only the display toggles change."""
+# ----------------------------------------------------------------------------- Explore
+
+
+def colour_scale(tr: TokenRewards | None, show_special: bool = True, mode: str = "text", scale_max=1.0,
+                 shared=0.0) -> float:
+    """The heatmap's colour scale ±s: "text" max |r| of this result, "fixed" ±scale_max, "session" the largest
+    |r| this session has scored (the `shared` state, updated by `explore`), so colours compare across texts."""
+    check_option(mode, tuple(presets.SCALES), "colour scale")
+    if mode == "fixed":
+        try:
+            s = float(scale_max)
+        except (TypeError, ValueError):
+            s = float("nan")
+        if not np.isfinite(s) or s <= 0:
+            raise user_error(f"The fixed colour scale ±X needs a number above 0 (got {scale_max!r}); type one, e.g. 1.")
+        return s
+    own = viz.symmetric_scale(_shown(tr, show_special)) if tr is not None else 1.0
+    if mode == "session":
+        return max(float(shared or 0.0), own if tr is not None else 0.0) or 1.0
+    return own
+
+
+def session_max(shared, tr: TokenRewards | None, show_special: bool = True) -> float:
+    """The session's shared scale after one more result: max |r| over everything scored (shown units)."""
+    mine = _shown(tr, show_special) if tr is not None else np.zeros(0)
+    return max(float(shared or 0.0), float(np.max(np.abs(mine))) if len(mine) else 0.0)
+
+
+def render_explore(tr: TokenRewards | None, show_special: bool = True, scale_mode: str = "text", scale_max=1.0,
+                   shared=0.0):
+    """(heatmap, figure, numbers, table) of a result; re-used when only the display options change."""
     if tr is None:
         msg = render.placeholder("Press Score to see token rewards.")
         return msg, None, msg, None
-    return (render.heatmap(tr, show_special=show_special), render.rewards_figure(tr, show_special=show_special),
+    scale = colour_scale(tr, show_special, scale_mode, scale_max, shared)
+    return (render.heatmap(tr, scale=scale, show_special=show_special, mode=scale_mode),
+            render.rewards_figure(tr, show_special=show_special, active=0),
             render.numbers_html(tr, show_special=show_special), render.table(tr))
 
 
 def explore(ctx: AppContext, choice, prompt: str, response: str, method: str = "red", beta_c: float = 1.0,
             beta: float = 0.5, prompt_baseline: bool = True, granularity: str = "token", show_special: bool = True,
-            progress=gr.Progress()):
-    """The Explore tab: heatmap, figure, numbers, table, the exact numbers (JSON), and the result for gr.State.
+            scale_mode: str = "text", scale_max=1.0, shared=0.0, progress=gr.Progress()):
+    """The Explore tab: heatmap, figure, numbers, table, the exact numbers (JSON), the result and the session's
+    shared colour scale (both for gr.State).
 
     Downloads are written only when asked for (`downloads`), so a request leaves nothing on disk.
     """
     prompt, response = check_prompt(prompt), check_response(response)
     check_option(method, red_core.list_methods(), "method")
     check_option(granularity, GRANULARITIES, "granularity")
+    check_option(scale_mode, tuple(presets.SCALES), "colour scale")
     tr = score(ctx, choice, prompt, response, method=method, granularity=granularity, beta_c=float(beta_c),
                beta=float(beta), prompt_baseline=bool(prompt_baseline), progress=progress)
-    return (*render_explore(tr, bool(show_special)), exact_numbers(tr), tr)
+    shared = session_max(shared, tr, bool(show_special))
+    shown = render_explore(tr, bool(show_special), scale_mode, scale_max, shared)
+    return (*shown, exact_numbers(tr), tr, shared)
+
+
+def explore_live(ctx: AppContext, choice, prompt: str, response: str, *args, progress=gr.Progress()):
+    """`explore` for the live controls (sliders, method, granularity, baseline) and opened links: with no response
+    yet it changes nothing and says nothing (the visitor has not asked for a result)."""
+    if not isinstance(response, str) or not response.strip():
+        return tuple(gr.skip() for _ in range(7))
+    return explore(ctx, choice, prompt, response, *args, progress=progress)
+
+
+def reset_shared(tr: TokenRewards | None, show_special: bool = True, scale_mode: str = "text", scale_max=1.0):
+    """The "reset" button of the shared scale: forget earlier results; the scale starts again from this one."""
+    shared = session_max(0.0, tr, bool(show_special))
+    return (shared, *render_explore(tr, bool(show_special), scale_mode, scale_max, shared))
 
 
 def exact_numbers(tr: TokenRewards) -> dict:
@@ -202,42 +255,85 @@ def exact_numbers(tr: TokenRewards) -> dict:
     return out
 
 
-def downloads(ctx: AppContext, tr: TokenRewards | None) -> list[str]:
-    """The "Prepare downloads" button: CSV, JSON and HTML of the session's last result."""
+def downloads(ctx: AppContext, tr: TokenRewards | None, show_special: bool = True, scale_mode: str = "text",
+              scale_max=1.0, shared=0.0) -> list[str]:
+    """The "Prepare downloads" button: CSV, JSON, HTML and the heatmap as PNG (colours as on the page) of the
+    session's last result."""
     if tr is None:
-        raise user_error("Score a response first; then its CSV, JSON and HTML can be downloaded.")
-    return export(ctx, tr)
+        raise user_error("Score a response first; then its CSV, JSON, HTML and PNG can be downloaded.")
+    scale = colour_scale(tr, bool(show_special), scale_mode, scale_max, shared)
+    return export(ctx, tr, scale=scale, show_special=bool(show_special))
 
 
-# ----------------------------------------------------------------------------- step-through
+def token_details(tr: TokenRewards | None, pick, show_special: bool = True) -> str:
+    """The details box of a tapped heatmap unit. `pick` is what the page's script writes: "<unit index>" or
+    "<unit index>:<nonce>" (the nonce makes a second tap on the same unit count)."""
+    if tr is None:
+        return ""
+    try:
+        i = int(str(pick or "").split(":")[0])
+    except ValueError:
+        return ""
+    if not 0 <= i < len(tr):
+        return ""
+    return render.details_html(tr, i, show_special=bool(show_special))
+
+
+# ----------------------------------------------------------------------------- step-through (counted from 1)
 
 
 def step_count(tr: TokenRewards | None, show_special: bool = True) -> int:
     return len(render.visible(tr, show_special)) if tr is not None else 0
 
 
-def step_reset(tr: TokenRewards | None, show_special: bool = True):
-    """After scoring: slider back to the first unit, its maximum set to the number of units."""
+def _step(k) -> int:
+    """A slider value as a step number (1 = the first unit)."""
+    try:
+        return max(int(k or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def step_slider(tr: TokenRewards | None, show_special: bool = True):
+    """The step slider for a result: 1 to the number of shown units, labelled with the unit."""
     n = step_count(tr, show_special)
-    return gr.Slider(minimum=0, maximum=max(n - 1, 1), value=0, step=1, interactive=n > 1), step_view(tr, 0, show_special)
+    unit = tr.granularity if tr is not None else "token"
+    label = f"{unit} (1 to {n})" if n else unit
+    return gr.Slider(minimum=1, maximum=max(n, 2), value=1, step=1, interactive=n > 1, label=label)
 
 
-def step_view(tr: TokenRewards | None, k, show_special: bool = True) -> str:
+def step_reset(tr: TokenRewards | None, show_special: bool = True, scale_mode: str = "text", scale_max=1.0,
+               shared=0.0):
+    """After scoring: slider back to the first unit (1), its maximum the number of units; the view of unit 1."""
+    return step_slider(tr, show_special), step_view(tr, 1, show_special, scale_mode, scale_max, shared)
+
+
+def step_view(tr: TokenRewards | None, k, show_special: bool = True, scale_mode: str = "text", scale_max=1.0,
+              shared=0.0) -> str:
+    """Unit k (counted from 1) of the shown units, coloured on the heatmap's scale."""
     if tr is None:
         return render.placeholder("Score a response first; then walk through it token by token here.")
-    return render.step_html(tr, int(k or 0), show_special=show_special)
+    scale = colour_scale(tr, show_special, scale_mode, scale_max, shared)
+    return render.step_html(tr, _step(k) - 1, show_special=show_special, scale=scale)
+
+
+def step_plot(tr: TokenRewards | None, k, show_special: bool = True):
+    """The rewards plot with unit k (counted from 1) marked, as the step-through moves."""
+    if tr is None:
+        return gr.skip()
+    return render.rewards_figure(tr, show_special=show_special, active=_step(k) - 1)
 
 
 def step_move(tr: TokenRewards | None, k, show_special: bool = True, delta: int = 1) -> int:
     n = step_count(tr, show_special)
-    return int(min(max(int(k or 0) + delta, 0), max(n - 1, 0)))
+    return int(min(max(_step(k) + delta, 1), max(n, 1)))
 
 
 def step_tick(tr: TokenRewards | None, k, show_special: bool = True):
     """One "play" tick: the next unit; the timer stops at the last one."""
     n = step_count(tr, show_special)
     nxt = step_move(tr, k, show_special, 1)
-    return nxt, gr.Timer(active=nxt < n - 1)
+    return nxt, gr.Timer(active=nxt < n)
 
 
 def step_play(tr: TokenRewards | None, k, show_special: bool = True):
@@ -245,8 +341,111 @@ def step_play(tr: TokenRewards | None, k, show_special: bool = True):
     n = step_count(tr, show_special)
     if n < 2:
         raise user_error("Score a response with at least two tokens first.")
-    start = 0 if int(k or 0) >= n - 1 else int(k or 0)
+    start = 1 if _step(k) >= n else _step(k)
     return start, gr.Timer(active=True)
+
+
+# ----------------------------------------------------------------------------- links and lessons (app/presets.py)
+
+
+def share_link(ctx: AppContext, choice, prompt, response, method, granularity, beta_c, beta, baseline, special,
+               scale_mode, scale_max) -> str:
+    """The query part ("?prompt=...") of a link to this view; the page's script puts its own address before it."""
+    values = dict(zip(presets.FIELDS, (prompt, response, method, granularity, beta_c, beta, baseline, special,
+                                       scale_mode, scale_max)))
+    if not (response or "").strip():
+        raise user_error("Type or pick a response first; the link reproduces a scored view.")
+    check_prompt(prompt)
+    check_response(response)
+    model = check_choice(choice).name
+    try:
+        presets.check_model(model, ctx.hosting)
+    except ValueError:
+        model = None  # a folder of this machine: the link keeps the default model, and says so
+        gr.Warning("This session's reward model is a local folder; a link cannot name it, so the link opens with "
+                   "the default model.")
+    query = presets.query_string(values, model=model, default_model=ctx.default_rm.name)
+    if len(query) > limits.MAX_LINK_CHARS:
+        gr.Warning(f"This link is {len(query):,} characters long; chat apps and some servers cut links over "
+                   f"{limits.MAX_LINK_CHARS:,} (MAX_LINK_CHARS). Shorten the texts for a link that travels well.")
+    return query
+
+
+def apply_model(ctx: AppContext, name: str | None, current):
+    """(RMChoice, picker value, status HTML) after a preset names a reward model: checked against what this
+    deployment offers (app/presets.py), then loaded as the Load button would; on failure the session keeps
+    its model and a warning says why."""
+    if not name:
+        return gr.skip(), gr.skip(), gr.skip()
+    keep = check_choice(current) if current else ctx.default_rm
+    try:
+        choice = RMChoice(presets.check_model(name, ctx.hosting))
+        get_rm(ctx, choice)
+    except (ValueError, gr.Error) as err:
+        text = raw_message(err) if isinstance(err, gr.Error) else str(err)
+        gr.Warning(f"The reward model was not changed: {text} The app keeps using {display_name(keep.name)}.")
+        return gr.skip(), gr.skip(), gr.skip()
+    return choice, choice.name, model_status(ctx, choice)
+
+
+def open_link(ctx: AppContext, current, request: gr.Request | None = None):
+    """The page's load event: a link's query parameters (app/presets.py) fill the Explore inputs and may pick the
+    reward model; `explore_live` then scores if the link has a response. No parameters: nothing changes."""
+    params = dict(request.query_params) if request is not None else {}
+    preset = presets.parse_query(params, ctx.hosting)
+    for problem in preset["problems"]:
+        gr.Warning(f"This link has a value the app cannot use, so it is left out: {problem}.")
+    if len(preset) == 1:  # no known key (or only bad ones)
+        return tuple(gr.skip() for _ in range(3 + len(presets.FIELDS)))
+    model = apply_model(ctx, preset.get("model"), current)
+    return (*model, *presets.preset_values(preset))
+
+
+def lesson_by_key(key: str | None):
+    from app import lessons
+
+    lesson = next((x for x in lessons.LESSONS if x.key == key), None)
+    if lesson is None:
+        raise user_error(f"Unknown lesson {key!r}; pick one from the list.")
+    return lesson
+
+
+def lesson_tab(key: str | None) -> str:
+    return lesson_by_key(key).preset.get("tab", "explore") if key else ""
+
+
+LESSON_TABS = {"explore": ("explore", None), "pair": ("compare", "cmp-pair"), "models": ("compare", "cmp-models"),
+               "policies": ("policies", None)}
+
+
+def apply_lesson(ctx: AppContext, key: str | None, current):
+    """A lesson picked: its "what to notice" text, the tab (and Compare sub-tab) it uses, and its preset's values
+    for that tab's inputs (Explore: presets.preset_values; pair: prompt, chosen, rejected; models: prompt,
+    response, model B). Inputs of other tabs are left as they are. Outputs, in order: notice, tabs, compare tabs,
+    rm_state, picker, status, the 10 Explore inputs, pair (prompt, chosen, rejected, granularity), models
+    (prompt, response, model B)."""
+    lesson = lesson_by_key(key)
+    p = lesson.preset
+    tab = p.get("tab", "explore")
+    outer, inner = LESSON_TABS.get(tab, ("explore", None))
+    notice = render.lesson_notice(lesson.title, lesson.notice)
+    model = apply_model(ctx, p.get("model"), current)
+    skip = gr.skip()
+    explore_values = presets.preset_values(p) if tab == "explore" else tuple(skip for _ in presets.FIELDS)
+    pair = ((p.get("prompt", ""), p.get("chosen", ""), p.get("rejected", ""), p.get("granularity", "token"))
+            if tab == "pair" else (skip,) * 4)
+    models = ((p.get("prompt", ""), p.get("response", ""), p.get("model_b", skip)) if tab == "models" else (skip,) * 3)
+    return (notice, gr.Tabs(selected=outer), gr.Tabs(selected=inner) if inner else skip, *model, *explore_values,
+            *pair, *models)
+
+
+def lesson_run(tab: str, fn, n_outputs: int = 1):
+    """`fn` (a handler with the context bound) run only for lessons of `tab`; other lessons change nothing."""
+    def run(key, *args, **kwargs):
+        if lesson_tab(key) != tab:
+            return gr.skip() if n_outputs == 1 else tuple(gr.skip() for _ in range(n_outputs))
+        return fn(*args, **kwargs)
+    return run
 
 
 # ----------------------------------------------------------------------------- upload

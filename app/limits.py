@@ -8,6 +8,7 @@ with more memory or cores; keep them for a public Space on 2 CPU cores.
 MAX_PROMPT_CHARS = 4_000  # characters in a prompt
 MAX_RESPONSE_CHARS = 4_000  # characters in a response (chosen and rejected each)
 MAX_TOKENS = 512  # scored response tokens per text (encoder RMs score one prefix per token)
+MAX_LINK_CHARS = 8_000  # a "Copy link to this view" link longer than this gets a warning (servers and chat apps cut them)
 MAX_UPLOAD_BYTES = 100_000  # a text file uploaded into the response box (also launch(max_file_size=...))
 MAX_MODEL_PARAMS = 1_500_000_000  # hub models larger than this are refused before download
 MODEL_CACHE_SIZE = 2  # reward models kept loaded (LRU); two so that "two reward models" fits

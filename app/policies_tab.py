@@ -5,6 +5,13 @@
 Handlers are plain functions (`generate`, `train_live`) so tests call them directly and through
 gradio_client (api names "policies_generate", "policies_train_live"). All sampling, scoring and
 statistics live in red_core.policies; this file checks input, reports progress and renders.
+
+The "after" picker lists every bundled trained policy (`ctx.after_policies`: the policy-* folders of
+assets/models other than policy-base), each with its one-line description, and a table puts their
+shipped evaluations side by side, so a policy stopped at a KL budget and an over-optimised one
+(reward hacking) can be shown together. Text on the page background takes the theme's colours
+(`--body-text-color`), so the tables stay readable in dark mode; policy lines and swatches use
+viz.METHOD_COLOURS (red and blue mean lowered / raised reward, never a policy).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from functools import partial
 import gradio as gr
 
 from app import render
-from app.context import AppContext, RMChoice, display_name
+from app.context import AppContext, RMChoice, ShippedPolicy, display_name
 from app.errors import handler, user_error
 from app.hosting import public_name
 from red_core import policies as compare
@@ -34,7 +41,15 @@ the session's reward model (picked at the top), and compare: RED token rewards o
 colour scale**, the reward distribution of each policy, the **win rate** of *after* over *before* (pairs with
 the same prompt and seed), and the mean **KL to the reference** policy (the k1 estimate PPO penalises).
 Defaults: *before* = `assets/models/policy-base`, *after* = `assets/models/policy-red` (trained from it with
-RED-PPO, `python -m red_core train`)."""
+RED-PPO, `python -m red_core train`). Pick another shipped *after* policy to compare healthy optimisation with
+reward hacking; each one's own evaluation is in the table below the pickers."""
+THEMED = """<style>
+.pol-box,.pol-box .red-box,.pol-box .red-summary{color:var(--body-text-color,#222)}
+.pol-box table.red-numbers{color:var(--body-text-color,#222);background:var(--block-background-fill,#fff)}
+.pol-box .red-numbers td,.pol-box .red-numbers th{border-color:var(--border-color-primary,#e3e3e3)}
+.pol-box .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:baseline}
+.pol-box .muted{color:var(--body-text-color-subdued,#555)}
+</style>"""
 
 
 def _default_prompts() -> list[str]:
@@ -84,20 +99,63 @@ def summary_html(cmp: compare.Comparison) -> str:
         return "n/a" if v is None else fmt.format(v)
 
     rows = "".join(
-        f"<tr><th>{label}</th><td><code>{html.escape(display_name(d['policy']))}</code></td>"
+        f"<tr><th>{_swatch(label)}{label}</th><td><code>{html.escape(display_name(d['policy']))}</code></td>"
         f"<td class='num'>{num(d['reward_mean'])}</td><td class='num'>{num(d['reward_std'], '{:.3f}')}</td>"
+        f"<td class='num'>{num(d['gold_mean'])}</td>"
         f"<td class='num'>{num(d['kl_to_reference'], '{:.3f}')}</td><td class='num'>{num(d['mean_tokens'], '{:.1f}')}</td>"
         f"<td class='num'>{d['n']}</td></tr>"
         for label, d in (("before", s["before"]), ("after", s["after"])))
     wr = s["win_rate_after"]
     n_pairs = len(cmp.before.scores)
     verdict = "n/a" if wr is None else f"{100 * wr:.0f}%"
-    return (f"{render.STYLE}<div class='red-box'><table class='red-numbers'><tr><th></th><th>policy</th>"
-            f"<th>mean R(x, y)</th><th>std</th><th>KL to reference</th><th>tokens</th><th>samples</th></tr>{rows}</table>"
+    return (f"{render.STYLE}{THEMED}<div class='red-box pol-box'><table class='red-numbers'><tr><th></th><th>policy</th>"
+            f"<th>mean R(x, y)</th><th>std</th><th>gold (VADER)</th><th>KL to reference</th><th>tokens</th>"
+            f"<th>samples</th></tr>{rows}</table>"
             f"<div class='red-summary'><b>Win rate of after over before: {verdict}</b> of {n_pairs} pairs "
             f"(same prompt, same seed; ties count ½). Reference for KL: <code>"
             f"{html.escape(display_name(cmp.reference))}</code> (KL = mean over a policy's own samples of "
-            f"Σ<sub>t</sub> log π − log π<sub>ref</sub>).</div></div>")
+            f"Σ<sub>t</sub> log π − log π<sub>ref</sub>). Gold: VADER's compound score of prompt + response, what "
+            f"the bundled reward model was trained to imitate; RM reward up while gold stays flat or falls is reward "
+            f"hacking (n/a without <code>vadersentiment</code>).</div></div>")
+
+
+def _swatch(label: str) -> str:
+    return f"<span class='swatch' style='background:{viz.METHOD_COLOURS[label]}'></span>"
+
+
+def _num(v, fmt: str = "{:+.3f}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def shipped_html(policies: list[ShippedPolicy]) -> str:
+    """The bundled "after" policies side by side, as their own evaluation.json reports them."""
+    if not policies:
+        return (f"{THEMED}<div class='pol-box red-summary'>No trained policy is bundled: build one with "
+                f"<code>python -m red_core.recipes.policy_red</code>, or give a folder or hub id.</div>")
+    rows = "".join(
+        f"<tr><td><code>{html.escape(p.name)}</code></td><td>{html.escape(p.description)}</td>"
+        f"<td class='num'>{_num(p.numbers.get('reward_before'))} → {_num(p.numbers.get('reward_after'))}</td>"
+        f"<td class='num'>{_num(p.numbers.get('gold_before'))} → {_num(p.numbers.get('gold_after'))}</td>"
+        f"<td class='num'>{_num(p.numbers.get('kl_to_base'), '{:.2f}')}</td>"
+        f"<td class='num'>{_num(p.numbers.get('win_rate'), '{:.0%}')}</td></tr>" for p in policies)
+    return (f"{render.STYLE}{THEMED}<div class='red-box pol-box'><table class='red-numbers'><tr><th>shipped “after” "
+            f"policy</th><th>what it is</th><th>mean R(x, y), base → it</th><th>gold (VADER), base → it</th>"
+            f"<th>KL to base (nats)</th>"
+            f"<th>win rate over base</th></tr>{rows}</table><div class='red-summary muted'>From each policy's "
+            f"evaluation.json (the samples its recipe drew, scored by the default reward model). A high reward far "
+            f"from the base policy (large KL) is the mark of reward hacking; Generate and compare to see the "
+            f"samples.</div></div>")
+
+
+def describe(ctx: AppContext, name: str | None) -> str:
+    """One line on a policy name: a shipped policy's description, else what a free-text name is."""
+    shipped = next((p for p in ctx.after_policies if p.name == (name or "").strip()), None)
+    return shipped.description if shipped else "a policy folder or hub id (not bundled)"
+
+
+def after_info(ctx: AppContext, name: str | None) -> gr.Dropdown:
+    """The after picker's info line follows the picked policy."""
+    return gr.Dropdown(info=describe(ctx, name))
 
 
 def _cell(tr, score, scale: float) -> str:
@@ -141,7 +199,7 @@ def generate(ctx: AppContext, choice, before: str, after: str, reference: str, p
     """Generator handler: status updates while sampling, then (status, summary, figure, samples, table, numbers)."""
     choice = choice if isinstance(choice, RMChoice) else RMChoice(*choice) if choice else ctx.default_rm
     before = (before or "").strip() or ctx.default_policy or public_name(compare.DEFAULT_BEFORE)
-    after = (after or "").strip() or public_name(compare.DEFAULT_AFTER)
+    after = (after or "").strip() or _default_after(ctx)
     reference = (reference or "").strip() or before
     prompts = [p for p in (prompts_text or "").splitlines() if p.strip()]
     try:
@@ -166,6 +224,10 @@ def generate(ctx: AppContext, choice, before: str, after: str, reference: str, p
                   f"{'n/a' if wr is None else f'{100 * wr:.0f}%'}")
         yield (status, summary_html(ev), render.safe_figure(compare.reward_figure(ev)), samples_html(ev), table(ev),
                s)
+
+
+def _default_after(ctx: AppContext) -> str:
+    return ctx.after_policies[0].name if ctx.after_policies else public_name(compare.DEFAULT_AFTER)
 
 
 def live_models(ctx: AppContext):
@@ -222,12 +284,21 @@ def _layout(ctx: AppContext):
     prompts = _default_prompts()
     gr.Markdown(INTRO)
     with gr.Row():
-        hint = "a bundled policy or an allowlisted hub id" if ctx.hosting.public else "policy folder or hub id"
-        before = gr.Textbox(ctx.default_policy or public_name(compare.DEFAULT_BEFORE), label=f"Before ({hint})",
-                            elem_id="pol-before")
-        after = gr.Textbox(public_name(compare.DEFAULT_AFTER), label=f"After ({hint})", elem_id="pol-after")
+        hint = "a bundled policy or an allowlisted hub id" if ctx.hosting.public else "or type a policy folder or hub id"
+        offered = [name for _, name in ctx.hosting.choices("policy")]
+        shipped = [p.name for p in ctx.after_policies]
+        default_after = _default_after(ctx)
+        before = gr.Dropdown(list(dict.fromkeys([ctx.default_policy, *offered] if ctx.default_policy else offered)),
+                             value=ctx.default_policy or public_name(compare.DEFAULT_BEFORE), allow_custom_value=True,
+                             label=f"Before ({hint})", elem_id="pol-before")
+        hub = [o.id for o in ctx.hosting.offered("policy")]  # allowlisted hub policies (public mode)
+        after = gr.Dropdown(list(dict.fromkeys([*shipped, *hub])), value=default_after, allow_custom_value=True,
+                            label=f"After: a shipped trained policy ({hint})", elem_id="pol-after",
+                            info=describe(ctx, default_after))
         reference = gr.Textbox("", label="Reference for KL", placeholder="empty = the before policy",
                                elem_id="pol-ref")
+    gr.HTML(shipped_html(ctx.after_policies), label="shipped policies", elem_id="pol-shipped")
+    after.change(partial(after_info, ctx), after, after, show_progress="hidden", api_visibility="private")
     prompt_box = gr.Textbox("\n".join(prompts[:3]), lines=3, max_lines=compare.MAX_PROMPTS,
                             label=f"Prompts, one per line (at most {compare.MAX_PROMPTS})", elem_id="pol-prompts")
     gr.Examples([["\n".join(prompts[i:i + 3])] for i in range(0, min(len(prompts), 12), 3)], inputs=[prompt_box],
@@ -280,4 +351,4 @@ def _layout(ctx: AppContext):
         live_stop.click(lambda: "Stopped.", None, [live_status], cancels=[live_ev], api_name=False)
 
 
-__all__ = ["build", "generate", "train_live"]
+__all__ = ["after_info", "build", "describe", "generate", "shipped_html", "train_live"]

@@ -19,31 +19,53 @@ from red_core.methods import DESCRIPTIONS
 esc = html.escape
 
 APP_CSS = """
-.red-box{font-family:system-ui,sans-serif;font-size:14px;color:#222}
-.red-note{font-family:system-ui,sans-serif;font-size:13px;color:#555;padding:12px;border:1px dashed #ccc;border-radius:6px;background:#fafafa}
-.red-numbers{border-collapse:collapse;font-family:system-ui,sans-serif;font-size:13px;margin:4px 0;color:#222;background:#fff}
-.red-numbers td,.red-numbers th{border:1px solid #e3e3e3;padding:3px 8px;text-align:left;vertical-align:top}
-.red-numbers td.num{font-family:ui-monospace,Menlo,Consolas,monospace;text-align:right;white-space:nowrap}
-.red-numbers .ok{color:#1a7f37;font-weight:600}.red-numbers .bad{color:#b2182b;font-weight:600}
-.red-warn{font-family:system-ui,sans-serif;font-size:12px;color:#8a5300;background:#fff8e6;border:1px solid #f0d9a8;border-radius:4px;padding:4px 8px;margin:4px 0}
+/* table.red-numbers.red-numbers: the class twice outweighs the page's own ".gradio-container .prose td" */
+.red-box{font-family:system-ui,sans-serif;font-size:14px;color:var(--body-text-color,#222)}
+.red-note{font-family:system-ui,sans-serif;font-size:13px;color:var(--body-text-color-subdued,#555);padding:12px;
+  border:1px dashed var(--border-color-primary,#ccc);border-radius:6px;background:var(--background-fill-secondary,#fafafa)}
+.red-numbers{border-collapse:collapse;font-family:system-ui,sans-serif;font-size:13px;margin:4px 0;
+  color:var(--body-text-color,#222);background:var(--background-fill-primary,#fff)}
+table.red-numbers.red-numbers td,table.red-numbers.red-numbers th{border:1px solid var(--border-color-primary,#e3e3e3);
+  padding:3px 8px;margin:0;text-align:left;vertical-align:top}
+table.red-numbers.red-numbers td.num{font-family:ui-monospace,Menlo,Consolas,monospace;text-align:right;white-space:nowrap}
+.red-numbers.wide th{white-space:nowrap;cursor:help}
+table.red-numbers.red-numbers td.check{white-space:normal;text-align:left}
+.red-scroll{overflow-x:auto;max-width:100%}
+@media (max-width:480px){table.red-numbers.wide.red-numbers td,table.red-numbers.wide.red-numbers th{padding:2px 3px;
+  font-size:11px;white-space:normal}}
+.red-meaning{font-family:system-ui,sans-serif;font-size:12px;color:var(--body-text-color,#222);margin:2px 0}
+.red-meaning summary{cursor:pointer;color:var(--body-text-color-subdued,#555)}
+.red-meaning ul{margin:2px 0 4px 0;padding-left:18px}
+.red-numbers .ok{color:var(--red-ok,#1a7f37);font-weight:600}.red-numbers .bad{color:var(--red-bad,#b2182b);font-weight:600}
+.red-warn{font-family:system-ui,sans-serif;font-size:12px;color:#8a5300;background:#fff8e6;border:1px solid #f0d9a8;
+  border-radius:4px;padding:4px 8px;margin:4px 0}
 .red-grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px}
 @media (max-width:800px){.red-grid{grid-template-columns:1fr}}
-.red-panel h4{font-family:system-ui,sans-serif;margin:6px 0 2px 0;font-size:14px;color:#222}
-.red-panel .desc{font-family:system-ui,sans-serif;font-size:12px;color:#555;margin-bottom:2px}
-.red-step .future{background:none!important;color:#b5b5b5!important;box-shadow:none}
-.red-gauge{position:relative;height:34px;margin:8px 14px 18px 14px;font-family:system-ui,sans-serif;font-size:11px;color:#444}
-.red-gauge .track{position:absolute;top:14px;left:0;right:0;height:4px;background:#e6e6e6;border-radius:2px}
+.red-panel h4{font-family:system-ui,sans-serif;margin:6px 0 2px 0;font-size:14px;color:var(--body-text-color,#222)}
+.red-panel .desc{font-family:system-ui,sans-serif;font-size:12px;color:var(--body-text-color-subdued,#555);
+  margin-bottom:2px}
+.red-step .future{background:none!important;color:#767676!important;box-shadow:none}
+.red-gauge{position:relative;height:34px;margin:8px 14px 18px 14px;font-family:system-ui,sans-serif;font-size:11px;
+  color:var(--body-text-color,#444)}
+.red-gauge .track{position:absolute;top:14px;left:0;right:0;height:4px;background:#bbb;border-radius:2px}
 .red-gauge .move{position:absolute;top:12px;height:8px;border-radius:4px}
 .red-gauge .dot{position:absolute;top:9px;width:14px;height:14px;margin-left:-7px;border-radius:7px;border:2px solid #fff}
 .red-gauge .lab{position:absolute;top:26px;transform:translateX(-50%);white-space:nowrap}
-.red-align{max-height:420px;overflow:auto;border:1px solid #ddd;border-radius:6px;margin:4px 0}
+.red-align{max-height:420px;overflow:auto;border:1px solid var(--border-color-primary,#ddd);border-radius:6px;margin:4px 0}
 .red-align table{width:100%;margin:0}
 .red-align td,.red-align th{padding:1px 8px;line-height:1.5}
-.red-align th{position:sticky;top:0;background:#f6f6f6}
+.red-align th{position:sticky;top:0;background:var(--background-fill-secondary,#f6f6f6)}
 .red-align .tok{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre;border-radius:3px;padding:0 2px;
   box-shadow:inset 0 0 0 1px rgba(0,0,0,.06)}
-.red-align td.op{color:#8a5300;font-size:12px}
-.red-align tr.insert td,.red-align tr.delete td,.red-align tr.replace td{background:#fffbe6}
+.red-align td.op{color:var(--red-op,#8a5300);font-size:12px}
+.red-align tr.insert td,.red-align tr.delete td,.red-align tr.replace td{background:var(--red-changed,#fffbe6)}
+.red-details{font-family:system-ui,sans-serif;font-size:14px;color:var(--body-text-color,#222);
+  background:var(--background-fill-secondary,#f7f7f7);border:1px solid var(--border-color-primary,#ddd);border-radius:6px;
+  padding:6px 10px;margin:6px 0}
+.red-details .tokt{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;border-radius:3px;padding:0 3px}
+.red-details .hint{font-size:12px;color:var(--body-text-color-subdued,#555)}
+.red-lesson{font-family:system-ui,sans-serif;font-size:14px;color:var(--body-text-color,#222);padding:8px 12px;
+  border-left:4px solid #7b3294;background:var(--background-fill-secondary,#f6f0fa);border-radius:4px;margin:4px 0}
 """
 
 STYLE = f"<style>{viz.CSS}{APP_CSS}</style>"
@@ -66,9 +88,22 @@ def warnings_html(warnings) -> str:
     return "".join(f'<div class="red-warn">⚠ {esc(w)}</div>' for w in dict.fromkeys(warnings))
 
 
-def heatmap(tr, *, scale: float | None = None, show_special: bool = True) -> str:
-    """The Explore heatmap: legend, summary line and one span.tok per shown unit."""
-    return f"<style>{APP_CSS}</style>" + viz.heatmap_html(tr, scale=scale, show_special=show_special, full_page=False)
+SCALE_NAMES = {"text": "this text", "session": "shared across this session"}
+
+
+def scale_name(mode: str | None, scale: float) -> str | None:
+    """How the legend names a colour-scale mode (app/presets.py SCALES): "this text", "fixed ±0.5", ..."""
+    return f"fixed ±{scale:g}" if mode == "fixed" else SCALE_NAMES.get(mode or "", None)
+
+
+def heatmap(tr, *, scale: float | None = None, show_special: bool = True, mode: str | None = None) -> str:
+    """The Explore heatmap: the legend (saying which colour scale: `mode`) and one span.tok per shown unit, each
+    with data-i, data-start, data-end, data-reward, data-prefix for the page's tap-for-details script. R(x, y)
+    and the check are in the numbers panel right under it (numbers_html)."""
+    scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
+    unit = tr.granularity if tr.granularity in ("token", "word", "sentence") else "chunk"
+    return (f"<style>{viz.CSS}{APP_CSS}</style>" + viz.legend_html(scale, unit, scale_name(mode or "text", scale))
+            + viz.tokens_html(tr, scale=scale, show_special=show_special))
 
 
 def numbers_html(tr, *, show_special: bool = True) -> str:
@@ -86,7 +121,7 @@ def numbers_html(tr, *, show_special: bool = True) -> str:
          else "undefined: no tokens before the response (taken as 0)"),
         ("Σ rewards", fmt(c["sum"]), f"sum over all {len(tr)} {tr.granularity}s (special tokens included)"),
         ("expected", fmt(c["expected"]), expected_text),
-        ("check", "n/a" if c["difference"] is None else f"{c['difference']:+.1e}", f"Σ rewards − expected {mark}"),
+        ("check", "n/a" if c["difference"] is None else f"{c['difference']:+.1e}", f"Σ rewards − expected: {mark}"),
     ]
     hidden = [i for i in range(len(tr)) if tr.special[i]] if not show_special else []
     if hidden:
@@ -96,9 +131,21 @@ def numbers_html(tr, *, show_special: bool = True) -> str:
     secs = tr.meta.get("seconds")
     info = (f"model <code>{esc(str(tr.model))}</code> · method <b>{esc(tr.method)}</b> ({esc(params)}) · "
             f"scoring path {esc(str(tr.meta.get('path', '?')))}" + (f" · {secs * 1000:.0f} ms" if secs else ""))
-    body = "".join(f'<tr><th>{esc(a)}</th><td class="num">{esc(b)}</td><td>{d}</td></tr>' for a, b, d in rows)
-    return (f'{STYLE}<div class="red-box"><table class="red-numbers">{body}</table>'
+    head = "".join(f'<th title="{esc(_plain(d), quote=True)}">{esc(a)}</th>' for a, _, d in rows)
+    values = "".join(f'<td class="num check">{esc(b)} {mark}</td>' if a == "check" else f'<td class="num">{esc(b)}</td>'
+                     for a, b, _ in rows)
+    meaning = "".join(f"<li><b>{esc(a)}</b>: {d}</li>" for a, _, d in rows)
+    return (f'{STYLE}<div class="red-box"><div class="red-scroll"><table class="red-numbers wide"><tr>{head}</tr>'
+            f'<tr>{values}</tr></table></div>'
+            f'<details class="red-meaning"><summary>what these numbers mean</summary><ul>{meaning}</ul></details>'
             f'<div class="red-summary">{info}</div>{warnings_html(tr.warnings)}</div>')
+
+
+def _plain(fragment: str) -> str:
+    """Text of a small HTML fragment of ours (for a title attribute)."""
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
 
 
 def table(tr):
@@ -106,7 +153,7 @@ def table(tr):
     df = tr.to_pandas().drop(columns=["text"])
     if "ids" in df:
         df["ids"] = [" ".join(map(str, v)) for v in df["ids"]]
-    df.insert(0, "#", range(len(df)))
+    df.insert(0, "#", range(1, len(df) + 1))  # counted from 1, as everywhere a visitor reads
     return df.round({"reward": 5, "prefix_score": 5})
 
 
@@ -120,11 +167,9 @@ def safe_figure(fig):
 
 
 def rewards_figure(tr, *, show_special: bool = True, active: int | None = None):
-    """red_core.viz.rewards_figure (labels already escaped), with a marker on the unit being stepped through."""
-    fig = viz.rewards_figure(tr, show_special=show_special)
-    if active is not None:
-        fig.add_vline(x=active, line_width=2, line_dash="dot", line_color="#111")
-    return fig
+    """red_core.viz.rewards_figure (labels escaped, both zeros level); `active` (a position among the shown units,
+    from 0) is the unit the step-through is on, marked in the plot."""
+    return viz.rewards_figure(tr, show_special=show_special, active=active)
 
 
 # ----------------------------------------------------------------------------- step-through
@@ -151,22 +196,28 @@ def _sign_colour(v: float) -> str:
     return "#333" if abs(v) < 1e-12 else f"rgb({r},{g},{b})"
 
 
-def step_html(tr, k: int, *, show_special: bool = True) -> str:
-    """Unit k of the shown units: earlier ones coloured, this one outlined, later ones grey."""
+def _before(tr, i: int) -> float:
+    """The prefix score before unit i: the previous unit's, or R(x, ∅) (0 when undefined) for the first."""
+    return float(tr.prefix_scores[i - 1]) if i > 0 else float(tr.baseline if tr.baseline is not None else 0.0)
+
+
+def step_html(tr, k: int, *, show_special: bool = True, scale: float | None = None) -> str:
+    """Unit k (from 0) of the shown units, headed "token k+1 of n": earlier ones coloured (on `scale`, the
+    heatmap's), this one outlined, later ones grey."""
     idx = visible(tr, show_special)
     if not idx:
         return placeholder("Nothing to step through.")
     k = int(min(max(k, 0), len(idx) - 1))
     i = idx[k]
-    scale = viz.symmetric_scale(tr.rewards)
+    scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
     start = tr.baseline if tr.baseline is not None else 0.0
-    prev = float(tr.prefix_scores[i - 1]) if i > 0 else float(start)
+    prev = _before(tr, i)
     cur, reward = float(tr.prefix_scores[i]), float(tr.rewards[i])
     allp = [start, *map(float, tr.prefix_scores)]
     lo, hi = min(allp), max(allp)
     pad = 0.05 * ((hi - lo) or 1.0)
     ids = ",".join(map(str, tr.token_ids[i]))
-    head = (f'<div class="red-box"><b>Step {k + 1} / {len(idx)}</b> · {esc(tr.granularity)} '
+    head = (f'<div class="red-box"><b>{esc(tr.granularity)} {k + 1} of {len(idx)}</b> · '
             f'<code>{esc(tr.tokens[i])}</code> (id {esc(ids)})</div>')
     moving = (f'<div class="red-box">prefix score R(x, y≤t) moves {prev:+.4f} → <b>{cur:+.4f}</b> '
               f'(change {cur - prev:+.4f}); reward of this {esc(tr.granularity)} under <b>{esc(tr.method)}</b>: '
@@ -175,6 +226,32 @@ def step_html(tr, k: int, *, show_special: bool = True) -> str:
     return (STYLE + '<div class="red-step">' + head + moving +
             _gauge(lo - pad, hi + pad, prev, cur, reward, scale) +
             viz.tokens_html(tr, scale=scale, show_special=show_special, active=i, upto=i) + "</div>")
+
+
+def details_html(tr, i: int, *, show_special: bool = True) -> str:
+    """The details box of one tapped unit i (index into tr): its number counted from 1 among the shown units, its
+    exact text, token ids, reward and the prefix score before and after it. Everything escaped."""
+    idx = visible(tr, show_special)
+    where = (f"{esc(tr.granularity)} {idx.index(i) + 1} of {len(idx)}" if i in idx else
+             f"hidden special token (unit {i + 1} of {len(tr)})")
+    r, before, after = float(tr.rewards[i]), _before(tr, i), float(tr.prefix_scores[i])
+    scale = viz.symmetric_scale(tr.rewards)
+    ids = ", ".join(map(str, tr.token_ids[i])) or "none"
+    kind = " · special token (template, not your text)" if tr.special[i] else ""
+    start, end = (int(v) for v in tr.offsets[i])
+    return (f'{STYLE}<div class="red-details" data-i="{int(i)}"><b>{where}</b>{kind} · '
+            f'<span class="tokt" style="background:{viz.color(r, scale)};color:{viz.text_color(r, scale)}">'
+            f'{esc(repr(tr.texts[i]))}</span> · token id{"s" if len(tr.token_ids[i]) != 1 else ""} {esc(ids)} · '
+            f'characters {start}–{end}<br>reward <b style="color:{_sign_colour(r)}">{r:+.4f}</b> · prefix score '
+            f'{before:+.4f} → <b>{after:+.4f}</b> (R(x, y≤t) before and after it)'
+            f'<div class="hint">Tap another {esc(tr.granularity)} for its numbers; “What if? change a word” below '
+            f'opens on this one.</div></div>')
+
+
+def lesson_notice(title: str, notice: str) -> str:
+    """The banner of the lesson being shown: its title and what to notice (plain text, escaped)."""
+    return (f'{STYLE}<div class="red-lesson"><b>Lesson: {esc(title)}</b><br>What to notice: '
+            f'{esc(notice)}</div>')
 
 
 # ----------------------------------------------------------------------------- compare
@@ -213,6 +290,13 @@ def methods_html(results: dict, *, scales: dict, show_special: bool = True) -> s
             + f'<div class="red-grid">{panels}</div>' + warn)
 
 
+def line_colour(name: str, k: int) -> str:
+    """A line's colour: the method's in viz.METHOD_COLOURS, else the k-th of them (never red or blue: those mean
+    lowered / raised reward)."""
+    palette = list(dict.fromkeys(viz.METHOD_COLOURS.values()))
+    return viz.METHOD_COLOURS.get(name, palette[k % len(palette)])
+
+
 def lines_figure(series: dict, labels: list[str], *, title: str, ytitle: str = "reward"):
     """Several reward series over the same units: x = positions, tick labels = units (escaped)."""
     import plotly.graph_objects as go
@@ -220,8 +304,9 @@ def lines_figure(series: dict, labels: list[str], *, title: str, ytitle: str = "
     fig = go.Figure()
     x = list(range(len(labels)))
     safe = [esc(t) for t in labels]
-    for name, values in series.items():
+    for k, (name, values) in enumerate(series.items()):
         fig.add_scatter(x=x, y=[float(v) for v in values], name=name, mode="lines+markers", customdata=safe,
+                        line={"color": line_colour(name, k)},
                         hovertemplate="%{customdata}<br>" + esc(name) + " %{y:+.4f}<extra></extra>")
     step = max(1, len(x) // 60)
     fig.update_layout(title=title, height=340, margin={"l": 50, "r": 20, "t": 40, "b": 80},
@@ -285,10 +370,10 @@ def deletion_figure(curves: dict):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for name, c in curves.items():
+    for k, (name, c) in enumerate(curves.items()):
         dashed = name == "random order"
         fig.add_scatter(x=c["k"], y=c["drops"], mode="lines+markers", name=f"{esc(name)} (AOPC {c['aopc']:+.3f})",
-                        line={"dash": "dash", "color": "#888"} if dashed else {})
+                        line={"dash": "dash", "color": "#888"} if dashed else {"color": line_colour(name, k)})
     fig.update_layout(title="Faithfulness: the score drop when each method's top-k credited words are deleted",
                       height=340, plot_bgcolor="#fff", margin={"l": 50, "r": 20, "t": 40, "b": 50},
                       xaxis={"title": "k (words deleted, highest credit first)", "dtick": 1},

@@ -10,9 +10,12 @@ INTRO = (
 HOW_TO_EXPLORE = """
 - **Colours.** Each box is one token of the response (or one word / sentence, if you pick that granularity).
   Blue: the token raised the reward model's score; red: it lowered it; white: no change. The legend gives the
-  scale, which is symmetric around zero.
-- **Hover** a token for its id, its exact text, its reward and its *prefix score* R(x, y≤t): the score of the
-  response cut right after that token.
+  scale, which is symmetric around zero. *Colour scale* picks what full colour means: the largest reward of
+  this text, a fixed ±X, or the largest this session has seen (so two texts can be compared by colour).
+- **Tap or click** a token for its number, exact text, token ids, reward and *prefix score* R(x, y≤t) (the
+  score of the response cut right after it) before and after it; *What if?* then opens on it.
+- **Live.** Changing the method, the granularity, β<sub>c</sub>, β or the prompt baseline re-scores at once;
+  results being recomputed are greyed out and marked "updating…".
 - **RED's reward is the change in the prefix score.** The chain starts at R(x, ∅), the score of the prompt alone,
   so the rewards add up to R(x, y) − R(x, ∅). The table of numbers checks that sum (✓). Untick *prompt baseline*
   (the paper's "w/o DI") and the chain starts at 0 instead, so the sum is R(x, y).
@@ -40,8 +43,13 @@ HOW_TO_COMPARE = """
   Different models score on different scales; untick *shared colour scale* to colour each on its own.
 """
 
-HOW_TO_STEP = ("Move the slider, use ◀ / ▶, or press ▷ Play. Earlier tokens keep their colour, the current one is "
-               "outlined, later ones are grey: the reward model has not seen them yet.")
+HOW_TO_STEP = ("Move the slider, use ◀ / ▶, or press ▷ Play (tokens are counted from 1). Earlier tokens keep their "
+               "colour, the current one is outlined (and marked in the plot above), later ones are grey: the reward "
+               "model has not seen them yet.")
+
+LESSONS_INTRO = ("Short guided looks at RED, for a class or for yourself. Pick one: it opens the tab it needs, fills "
+                 "it in, scores, and says above the tabs what to notice. Every view can be shared: *Copy link to "
+                 "this view* under the Explore results makes a link that opens the same view.")
 
 RM_HELP = ("The bundled default, or type a Hugging Face hub id (e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B) or a local "
            "folder and press Load. Safetensors only; no remote code.")

@@ -9,7 +9,10 @@
 """
 
 from red_core.api import token_rewards, token_rewards_batch
-from red_core.counterfactual import (
+from red_core.methods import list_methods
+from red_core.models import RewardModel, RewardModelError, encode, load_policy, load_reward_model
+from red_core.result import TokenRewards
+from red_core.whatif import (
     Counterfactual,
     LeaveOneOut,
     alternatives,
@@ -17,9 +20,6 @@ from red_core.counterfactual import (
     leave_one_out,
     leave_one_out_loop,
 )
-from red_core.methods import list_methods
-from red_core.models import RewardModel, RewardModelError, encode, load_policy, load_reward_model
-from red_core.result import TokenRewards
 
 __all__ = ["Counterfactual", "LeaveOneOut", "RewardModel", "RewardModelError", "TokenRewards", "alternatives",
            "counterfactual", "encode", "leave_one_out", "leave_one_out_loop", "list_methods", "load_policy",

@@ -69,6 +69,7 @@ ABS_BUCKETS = ((0, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, None))
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 HIST_BINS = 20
 PLOT_POINTS = 2000  # points in the score-vs-length scatter
+NEUTRAL = "#6b6b6b"  # plot marks that are not a reward direction (red / blue mean lowered / raised the reward)
 ERROR_EXAMPLES = 5
 
 
@@ -707,7 +708,7 @@ def _length_html(rep: dict, sink: dict | None = None) -> str:
     if ln["points"]:
         pts = ln["points"]
         fig = go.Figure(go.Scatter(x=[p[key] for p in pts], y=[p["score"] for p in pts], mode="markers",
-                                     marker={"size": 5, "color": "rgb(33,102,172)", "opacity": 0.6},
+                                     marker={"size": 5, "color": NEUTRAL, "opacity": 0.6},
                                      customdata=[_e(p["id"]) for p in pts],
                                      hovertemplate="id %{customdata}<br>length %{x}<br>score %{y:+.4f}<extra></extra>"))
         fig.update_layout(title=f"Score against length ({len(pts)} of {ln['rows']} responses)", height=380,
@@ -736,9 +737,9 @@ def _pairs_html(rep: dict, sink: dict | None = None) -> str:
         h = m["histogram"]
         centers = [(a + b) / 2 for a, b in zip(h["edges"][:-1], h["edges"][1:])]
         widths = [b - a for a, b in zip(h["edges"][:-1], h["edges"][1:])]
-        fig = go.Figure(go.Bar(x=centers, y=h["counts"], width=widths, marker_color="rgb(33,102,172)",
+        fig = go.Figure(go.Bar(x=centers, y=h["counts"], width=widths, marker_color=NEUTRAL,
                                marker_line_color="#555", marker_line_width=0.5))
-        fig.add_vline(x=0, line_color="rgb(178,24,43)")
+        fig.add_vline(x=0, line_color="#111", line_dash="dot")
         fig.update_layout(title="Margin score(chosen) − score(rejected)", height=320, plot_bgcolor="#fff",
                           xaxis={"title": "margin"}, yaxis={"title": "pairs"}, margin={"l": 50, "r": 20, "t": 40, "b": 50})
         parts.append(_figure_html(fig, "margins", sink))

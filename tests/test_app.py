@@ -51,14 +51,17 @@ def ctx(chat_rm, tmp_path_factory):
 
 
 def explore(ctx, prompt=PROMPT, response=RESPONSE, **kw):
-    return handlers.explore(ctx, ctx.default_rm, prompt, response, progress=quiet, **kw)
+    """(heatmap, figure, numbers, table, exact, result): the Explore handler without the session's shared scale."""
+    return handlers.explore(ctx, ctx.default_rm, prompt, response, progress=quiet, **kw)[:6]
 
 
 def raw_tags(html: str) -> list[str]:
     """Tags a browser would build from the HTML, other than the ones our renderers write."""
     import re
 
-    ours = {"style", "div", "span", "table", "tr", "td", "th", "b", "code", "h4", "h3", "html", "head", "meta", "title", "body"}
+    ours = {"style", "div", "span", "table", "tr", "td", "th", "b", "code", "h4", "h3", "h2", "html", "head", "meta",
+            "title", "body", "details", "summary", "ul", "li", "br", "sub",
+            "svg", "rect", "line", "text", "polyline", "circle"}  # the standalone page's plot (red_core.viz)
     return [t for t in re.findall(r"<\s*([a-zA-Z][a-zA-Z0-9]*)", html) if t.lower() not in ours]
 
 
@@ -85,13 +88,14 @@ def test_explore_outputs_agree_with_red_core(ctx, chat_rm):
     assert [t["prefix_score"] for t in exact["tokens"]] == list(tr.prefix_scores)
     assert [(t["start"], t["end"]) for t in exact["tokens"]] == [tuple(o) for o in tr.offsets]
     assert str(ROOT) not in json.dumps(exact), "no server path in what a visitor receives"
-    csv, js, page = map(Path, handlers.downloads(ctx, tr))
+    csv, js, page, png = map(Path, handlers.downloads(ctx, tr))
     import pandas as pd
 
     assert list(pd.read_csv(csv, keep_default_na=False)["text"]) == tr.texts
     assert red_core.TokenRewards.from_json(str(js)).rewards == pytest.approx(tr.rewards)
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>") and "http" not in html and "<script" not in html
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_explore_options(ctx):
@@ -159,21 +163,223 @@ def test_xss_renders_as_text(ctx):
 # ----------------------------------------------------------------------------- step-through
 
 
-def test_step_through(ctx):
-    *_, tr = explore(ctx)
+def test_step_through_counts_from_one(ctx):
+    """Everything a visitor reads counts units from 1: the slider (1 to n), "token k of n", the table's #."""
+    *_, table, _, tr = explore(ctx)
+    n = len(tr)
     slider, view = handlers.step_reset(tr, True)
-    assert view.count(" active") == 1 and view.count(" future") == len(tr) - 1
-    k = 4
+    assert (slider.minimum, slider.maximum, slider.value) == (1, n, 1) and slider.label == f"token (1 to {n})"
+    assert view.count(" active") == 1 and view.count(" future") == n - 1 and f"token 1 of {n}" in view
+    k = 5  # the fifth token: index 4
     view = handlers.step_view(tr, k, True)
-    assert view.count(" future") == len(tr) - 1 - k and f"Step {k + 1} / {len(tr)}" in view
-    assert f"{tr.prefix_scores[k - 1]:+.4f} → <b>{tr.prefix_scores[k]:+.4f}</b>" in view
-    assert handlers.step_move(tr, 0, True, -1) == 0 and handlers.step_move(tr, len(tr) - 1, True, 1) == len(tr) - 1
+    assert view.count(" future") == n - k and f"token {k} of {n}" in view
+    assert f"{tr.prefix_scores[k - 2]:+.4f} → <b>{tr.prefix_scores[k - 1]:+.4f}</b>" in view
+    assert f"token {n} of {n}" in handlers.step_view(tr, n, True)
+    assert handlers.step_move(tr, 1, True, -1) == 1 and handlers.step_move(tr, n, True, 1) == n
     n_shown = len(render.visible(tr, False))
-    assert handlers.step_move(tr, 99, False, 1) == n_shown - 1
-    nxt, timer = handlers.step_tick(tr, len(tr) - 2, True)
-    assert nxt == len(tr) - 1 and timer.active is False
-    assert handlers.step_play(tr, len(tr) - 1, True)[0] == 0  # play from the end restarts
-    assert "Score a response first" in handlers.step_view(None, 0)
+    assert n_shown < n and handlers.step_move(tr, 99, False, 1) == n_shown
+    assert handlers.step_reset(tr, False)[0].maximum == n_shown
+    nxt, timer = handlers.step_tick(tr, n - 1, True)
+    assert nxt == n and timer.active is False
+    assert handlers.step_play(tr, n, True)[0] == 1  # play from the end restarts at the first unit
+    # the plot marks the unit the step-through is on (bars are positions from 0: unit k is bar k - 1)
+    widths = list(handlers.step_plot(tr, k, True).data[0].marker.line.width)
+    assert widths[k - 1] == max(widths) and widths.count(max(widths)) == 1
+    assert list(table["#"]) == list(range(1, n + 1))
+    assert "Score a response first" in handlers.step_view(None, 1)
+
+
+# ----------------------------------------------------------------------------- colour scale, tap details, exports
+
+
+def backgrounds(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'class="tok[^"]*"[^>]*style="background:(rgb\([^)]*\))', html)
+
+
+def test_colour_scale_modes_and_the_sessions_shared_scale(ctx):
+    strong = "It was a wonderful day.\nI am  very happy!"
+    out = handlers.explore(ctx, ctx.default_rm, PROMPT, strong, progress=quiet)
+    heat, tr, shared = out[0], out[5], out[6]
+    own = float(np.max(np.abs(tr.rewards)))
+    assert shared == pytest.approx(own) and "colour scale: this text" in heat and f"{own:+.3g}" in heat
+    # a weak text scored next in "session" mode is coloured on the strong text's scale, so it looks paler
+    weak = "Fine."
+    alone = handlers.explore(ctx, ctx.default_rm, PROMPT, weak, scale_mode="text", shared=shared, progress=quiet)
+    together = handlers.explore(ctx, ctx.default_rm, PROMPT, weak, scale_mode="session", shared=shared,
+                                progress=quiet)
+    weak_max = float(np.max(np.abs(together[5].rewards)))
+    assert weak_max < own and together[6] == pytest.approx(own), "the shared scale keeps the session's maximum"
+    assert "colour scale: shared across this session" in together[0] and f"{own:+.3g}" in together[0]
+    assert f"{weak_max:+.3g}" in alone[0] and backgrounds(alone[0]) != backgrounds(together[0])
+    # fixed ±X: a huge X leaves every unit nearly white
+    fixed = handlers.render_explore(tr, True, "fixed", 1000.0, shared)[0]
+    assert "colour scale: fixed ±1000" in fixed
+    assert all(min(map(int, c[4:-1].split(","))) > 240 for c in backgrounds(fixed))
+    # reset: the shared scale starts again from the current result only
+    reset = handlers.reset_shared(together[5], True, "session", 1.0)
+    assert reset[0] == pytest.approx(weak_max) and f"{weak_max:+.3g}" in reset[1]
+    for bad in (0, -1, float("nan"), None):
+        with pytest.raises(gr.Error, match="fixed colour scale"):
+            handlers.render_explore(tr, True, "fixed", bad, shared)
+    with pytest.raises(gr.Error, match="colour scale"):
+        handlers.render_explore(tr, True, "rainbow", 1.0, shared)
+
+
+def test_live_controls_skip_quietly_without_a_response(ctx):
+    out = handlers.explore_live(ctx, ctx.default_rm, PROMPT, "  ", "red", 0.5, progress=quiet)
+    assert len(out) == 7 and all(isinstance(o, dict) and o.get("__type__") == "update" for o in out)
+    heat, *_ = handlers.explore_live(ctx, ctx.default_rm, PROMPT, RESPONSE, "red", 0.5, progress=quiet)
+    assert heat.count('<span class="tok') > 0
+
+
+def test_tapped_token_details(ctx):
+    *_, tr = explore(ctx, response=XSS)
+    i = next(k for k in range(1, len(tr)) if "<" in tr.texts[k])
+    box = handlers.token_details(tr, f"{i}:1700000000", True)
+    assert f"token {i + 1} of {len(tr)}" in box and f"{float(tr.rewards[i]):+.4f}" in box
+    assert f"{float(tr.prefix_scores[i - 1]):+.4f} → <b>{float(tr.prefix_scores[i]):+.4f}</b>" in box
+    assert ", ".join(map(str, tr.token_ids[i])) in box
+    assert raw_tags(box) == [] and "&lt;" in box  # the token's text is escaped
+    first = handlers.token_details(tr, "0", True)
+    assert f"{tr.baseline:+.4f} → <b>{float(tr.prefix_scores[0]):+.4f}</b>" in first  # before the first: R(x, ∅)
+    hidden = next(k for k in range(len(tr)) if tr.special[k])
+    assert "hidden special token" in handlers.token_details(tr, str(hidden), False)
+    for bad in ("", None, "x", "-1", str(len(tr)), "1e9"):
+        assert handlers.token_details(tr, bad, True) == ""
+    assert handlers.token_details(None, "1", True) == ""
+
+
+def test_downloads_carry_the_run_and_use_the_pages_colours(ctx):
+    import pandas as pd
+
+    *_, tr = explore(ctx, method="red", beta_c=0.5)
+    before = set(ctx.files_dir.rglob("*"))
+    csv, js, page, png = map(Path, handlers.downloads(ctx, tr, True, "fixed", 1000.0, 0.0))
+    assert set(ctx.files_dir.rglob("*")) - before == {csv.parent, csv, js, page, png}, "one fresh folder, four files"
+    c = tr.check()
+    df = pd.read_csv(csv, keep_default_na=False)
+    assert set(df["method"]) == {"red"} and set(df["prompt"]) == {PROMPT} and set(df["model"]) == {tr.model}
+    assert json.loads(df["params"][0])["beta_c"] == 0.5
+    assert df["score"][0] == pytest.approx(tr.score) and df["baseline"][0] == pytest.approx(tr.baseline)
+    assert df["check_sum"][0] == pytest.approx(c["sum"]) and str(df["check_ok"][0]) == "True"
+    data = json.loads(js.read_text(encoding="utf-8"))
+    assert (data["prompt"], data["model"], data["method"], data["params"]["beta_c"]) == (PROMPT, tr.model, "red", 0.5)
+    assert data["score"] == tr.score and data["baseline"] == tr.baseline and data["check"]["ok"] is True
+    html = page.read_text(encoding="utf-8")
+    assert all(s in html for s in (f"{tr.score:+.4f}", f"{tr.baseline:+.4f}", "beta_c", "<svg", "Tell me about"))
+    assert backgrounds(html) and all(min(map(int, b[4:-1].split(","))) > 240 for b in backgrounds(html)), \
+        "the page's fixed ±1000 scale: nearly white"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2_000
+
+
+def test_method_lines_are_neither_red_nor_blue(ctx):
+    """Red and blue mean lowered / raised reward: lines of methods and models use viz.METHOD_COLOURS."""
+    from red_core import viz
+
+    html, fig, faith = handlers.compare_methods(ctx, ctx.default_rm, PROMPT, RESPONSE, progress=quiet)
+    _, models = handlers.compare_models(ctx, ctx.default_rm, ctx.default_rm.name, PROMPT, RESPONSE, progress=quiet)
+    allowed = set(viz.METHOD_COLOURS.values()) | {"#888"}
+    for figure in (fig, faith, models):
+        colours = [t.line.color for t in figure.data]
+        assert all(c in allowed for c in colours), colours
+        assert len(set(colours)) == len(colours), "each line its own colour"
+    assert [t.line.color for t in fig.data][:2] == [viz.METHOD_COLOURS["red"], viz.METHOD_COLOURS["abc"]]
+
+
+# ----------------------------------------------------------------------------- links and lessons (app/presets.py)
+
+
+def test_parse_query_checks_every_value():
+    from app import presets
+
+    good = {"prompt": "Hi <b>&</b>\n", "response": "Fine.", "method": "abc", "granularity": "word", "beta_c": "0.25",
+            "beta": "1", "baseline": "0", "special": "true", "scale": "fixed", "scale_max": "2.5", "other": "x",
+            "model": "someone/some-rm"}
+    p = presets.parse_query(good)
+    assert p["problems"] == [] and "other" not in p
+    assert presets.preset_values(p) == ("Hi <b>&</b>\n", "Fine.", "abc", "word", 0.25, 1.0, False, True, "fixed", 2.5)
+    assert p["model"] == "someone/some-rm"
+    assert presets.preset_values({}) == tuple(presets.DEFAULTS.values())  # a preset always gives the same view
+    bad = {"beta_c": "7", "beta": "nan", "method": "nope", "granularity": "paragraph", "baseline": "maybe",
+           "scale": "rainbow", "scale_max": "0", "prompt": "x" * (limits.MAX_PROMPT_CHARS + 1),
+           "response": "y" * (limits.MAX_RESPONSE_CHARS + 1), "model": "/etc"}
+    p = presets.parse_query(bad)
+    assert set(p) == {"problems"} and len(p["problems"]) == len(bad)
+    text = " | ".join(p["problems"])
+    for part in ("beta_c must be between 0 and 1, not 7", "'nope' is not one of: red", "paragraph",
+                 "should be 1 or 0", "rainbow", "scale_max must be above 0", "MAX_PROMPT_CHARS", "MAX_RESPONSE_CHARS",
+                 "not a folder"):
+        assert part in text, part
+    for folder in ("/etc", "./x", "~/models/rm", "../rm", "a/../../etc", "C:\\models", "assets/models/../../x"):
+        assert presets.parse_query({"model": folder})["problems"], folder
+    assert presets.parse_query({"beta": ["0.1", "0.2"]})["beta"] == 0.2  # repeated: the last one counts
+
+
+def test_links_round_trip_and_respect_public_mode(ctx, chat_rm, tmp_path):
+    from urllib.parse import parse_qsl, urlsplit
+
+    from app import presets
+
+    values = (XSS + "\n", "It was fine & good = ok?\n☀", "uniform", "sentence", 0.3, 0.7, False, False, "session", 1.0)
+    query = handlers.share_link(ctx, ctx.default_rm, *values)
+    assert query.startswith("?") and "model=" not in query  # the default model is not named
+    parsed = presets.parse_query(dict(parse_qsl(urlsplit(query).query, keep_blank_values=True)), ctx.hosting)
+    assert parsed["problems"] == [] and presets.preset_values(parsed) == values
+    assert presets.query_string(presets.DEFAULTS | {"response": "r"}) == "?response=r"  # defaults left out
+    with pytest.raises(gr.Error, match="response first"):
+        handlers.share_link(ctx, ctx.default_rm, "p", " ", *values[2:])
+    with pytest.warns(UserWarning, match="local folder"):  # a session on a folder: the link cannot name it
+        assert "model=" not in handlers.share_link(ctx, RMChoice(chat_rm), *values)
+    # opening a link fills the Explore inputs; one without known keys changes nothing
+    out = handlers.open_link(ctx, ctx.default_rm, gr.Request(query_params={"response": "Fine.", "granularity": "word"}))
+    assert out[3:] == presets.preset_values({"response": "Fine.", "granularity": "word"})
+    assert all(isinstance(o, dict) and o.get("__type__") == "update" for o in out[:3])  # the model is kept
+    nothing = handlers.open_link(ctx, ctx.default_rm, gr.Request(query_params={"utm_source": "x"}))
+    assert all(isinstance(o, dict) and o.get("__type__") == "update" for o in nothing)
+    # public mode: a link may name only the listed models; a server folder gets the one refusal, nothing is read
+    public = AppContext.create(public=True, examples=[], files_dir=tmp_path / "public-downloads")
+    refusal = str(public.hosting.refusal("reward"))
+    for name in (chat_rm, "/etc", "someone/unlisted-model", str(Path(chat_rm) / "config.json")):
+        assert presets.parse_query({"model": name}, public.hosting)["problems"] == [refusal], name
+    listed = [o.id for o in public.hosting.offered("reward")]
+    assert listed and presets.parse_query({"model": listed[0]}, public.hosting)["model"] == listed[0]
+    loaded = set(public.reward_models.keys())
+    with pytest.warns(UserWarning, match="left out"):
+        out = handlers.open_link(public, public.default_rm, gr.Request(query_params={"model": chat_rm, "response": "Hi"}))
+    assert out[0].get("__type__") == "update" and out[4] == "Hi"  # model kept, the rest applied
+    assert set(public.reward_models.keys()) == loaded and not (tmp_path / "public-downloads").exists()
+
+
+def test_lessons_fill_the_tab_they_name(ctx):
+    from app import lessons, presets
+
+    by_tab = {}
+    for lesson in lessons.LESSONS:
+        by_tab.setdefault(lesson.preset.get("tab", "explore"), lesson)
+    assert {"explore", "pair", "models"} <= set(by_tab)
+    skip = {"__type__": "update"}
+    for tab, lesson in by_tab.items():
+        out = handlers.apply_lesson(ctx, lesson.key, ctx.default_rm)
+        notice, tabs, sub, choice, picker, status = out[:6]
+        explore_values, pair, models = out[6:16], out[16:20], out[20:23]
+        assert lesson.title in notice and raw_tags(notice) == []
+        outer, inner = handlers.LESSON_TABS[tab]
+        assert tabs.selected == outer and (sub.selected == inner if inner else sub == skip)
+        if "model" in lesson.preset:
+            assert choice == RMChoice(lesson.preset["model"]) and picker == lesson.preset["model"]
+        assert explore_values == (presets.preset_values(lesson.preset) if tab == "explore" else (skip,) * 10)
+        if tab == "pair":
+            assert pair[:3] == tuple(lesson.preset[k] for k in ("prompt", "chosen", "rejected"))
+        if tab == "models":
+            assert models == tuple(lesson.preset[k] for k in ("prompt", "response", "model_b"))
+        # only the lesson's own tab is scored
+        ran = handlers.lesson_run(tab, lambda: "scored")(lesson.key)
+        other = handlers.lesson_run("explore" if tab != "explore" else "pair", lambda: "scored", 2)(lesson.key)
+        assert ran == "scored" and other == (skip, skip)
+    with pytest.raises(gr.Error, match="Unknown lesson"):
+        handlers.apply_lesson(ctx, "no-such-lesson", ctx.default_rm)
 
 
 # ----------------------------------------------------------------------------- Compare
@@ -331,7 +537,7 @@ def test_gradio_client_round_trip(served, model_dir, tmp_path):
     assert len(exact["tokens"]) == len(table["data"]) and exact["check"]["ok"] is True
     assert sum(t["reward"] for t in exact["tokens"]) == pytest.approx(exact["score"] - exact["baseline"], rel=1e-9)
     files = client.predict(api_name="/downloads")  # this session's last result
-    assert plot["type"] == "plotly" and len(files) == 3 and all(Path(f).exists() for f in files)
+    assert plot["type"] == "plotly" and len(files) == 4 and all(Path(f).exists() for f in files)
     # errors come back as messages and the server keeps serving
     from gradio_client.exceptions import AppError
 

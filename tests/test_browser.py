@@ -87,9 +87,9 @@ def public_page(browser, public_app_url):
     pg.close()
 
 
-def shot(pg, tmp_path, name):
+def shot(pg, tmp_path, name, full_page=True):
     path = tmp_path / name
-    pg.screenshot(path=str(path), full_page=True)
+    pg.screenshot(path=str(path), full_page=full_page)
     keep = os.environ.get("RED_SCREENSHOT_DIR")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -97,13 +97,16 @@ def shot(pg, tmp_path, name):
     return path
 
 
+HEATMAP_SHOWS = ("r => { const e = document.querySelector('#heatmap .red-heatmap');"
+                 " return e && e.textContent.replace(/↵/g, '').startsWith(r); }")
+
+
 def score(pg, prompt, response):
     """Fill both boxes, click Score, wait until the heatmap shows this response."""
     pg.fill("#prompt textarea", prompt)
     pg.fill("#response textarea", response)
     pg.click("#score-btn")
-    pg.wait_for_function("r => { const e = document.querySelector('#heatmap .red-heatmap');"
-                         " return e && e.textContent.replace(/↵/g, '').startsWith(r); }", arg=response, timeout=20_000)
+    pg.wait_for_function(HEATMAP_SHOWS, arg=response, timeout=20_000)
 
 
 def test_type_score_and_see_one_coloured_element_per_token(page, app_url, tmp_path):
@@ -126,8 +129,11 @@ def test_type_score_and_see_one_coloured_element_per_token(page, app_url, tmp_pa
     # step-through: the first token is outlined, ▶ moves on
     page.wait_for_selector("#step-view .tok.active")
     page.click("#step-next")
-    page.wait_for_function("() => document.querySelector('#step-view').innerText.includes('Step 2 /')")
+    page.wait_for_function("() => document.querySelector('#step-view').innerText.includes('token 2 of ')")
     assert page.locator("#step-view .tok.active").count() == 1
+    page.wait_for_function("() => { const b = document.querySelectorAll('#rewards-plot .point path');"  # the plot
+                           " return b.length > 1 && getComputedStyle(b[1]).strokeWidth === '3px'; }",  # marks it
+                           timeout=10_000)
     path = shot(page, tmp_path, "app-explore.png")
     assert path.stat().st_size > 10_000
     assert page.foreign == [], f"the page fetched from other hosts: {page.foreign[:5]}"
@@ -148,6 +154,170 @@ def test_error_message_and_server_keeps_serving(page):
     page.get_by_text("The response is empty").first.wait_for(timeout=10_000)
     score(page, PROMPT, RESPONSE)
     assert page.locator("#heatmap .tok").count() > 0
+
+
+# ----------------------------------------------------------------------------- live, links, what if, themes, layout
+# Each test opens its own page on the one app of this module (app_url), so that no state carries over.
+
+
+def numbers_text(pg) -> str:
+    return pg.inner_text("#numbers table.red-numbers")
+
+
+def test_a_slider_change_re_renders_without_pressing_score(browser, app_url, tmp_path):
+    pg = open_page(browser, app_url[0], width=1024, height=768)
+    try:
+        score(pg, PROMPT, RESPONSE)
+        before = numbers_text(pg)
+        assert "beta_c=1.0" in pg.inner_text("#numbers")
+        pg.evaluate("() => { window.__sawStale = false; new MutationObserver(() => { if (document.querySelector("
+                    "'#numbers.red-stale')) window.__sawStale = true; }).observe(document.body, {attributes: true, "
+                    "subtree: true, attributeFilter: ['class']}); }")
+        pg.fill("#beta-c input[type=number]", "0.5")  # as typing in the slider's box: no Score click
+        pg.wait_for_function("() => document.querySelector('#numbers').innerText.includes('beta_c=0.5')",
+                             timeout=10_000)
+        after = numbers_text(pg)
+        assert after != before and "✓" in after, (before, after)
+        pg.wait_for_function("() => !document.querySelector('.red-stale')", timeout=5_000)  # unmarked again
+        assert pg.evaluate("() => window.__sawStale"), "the old numbers were marked stale while the request ran"
+        shot(pg, tmp_path, "app-live-beta-c.png", full_page=False)
+    finally:
+        pg.close()
+
+
+def test_a_link_reproduces_a_view(browser, app_url, tmp_path):
+    import red_core
+
+    _, ctx = app_url
+    from urllib.parse import urlencode
+
+    response = "It was a wonderful day."
+    query = urlencode({"prompt": PROMPT, "response": response, "method": "uniform", "granularity": "word"})
+    pg = open_page(browser, f"{app_url[0]}?{query}", width=1024, height=768)
+    try:
+        pg.wait_for_function(HEATMAP_SHOWS, arg=response, timeout=20_000)
+        pg.wait_for_function("() => document.querySelector('#numbers').innerText.includes('uniform')", timeout=10_000)
+        expected = red_core.token_rewards(ctx.reward_models.get(ctx.default_rm), PROMPT, response, "uniform",
+                                          granularity="word")
+        words = pg.locator("#heatmap .tok:not(.special)").all_text_contents()
+        assert words == [t for t, sp in zip(expected.tokens, expected.special) if not sp] == \
+            ["It", " was", " a", " wonderful", " day."], words
+        assert f"{expected.score:+.4f}" in numbers_text(pg) and "✓ sums match" in numbers_text(pg)
+        assert pg.input_value("#prompt textarea") == PROMPT and pg.input_value("#response textarea") == response
+        assert pg.is_checked("#granularity input[value=word]")
+        shot(pg, tmp_path, "app-deep-link.png", full_page=False)
+        # the page's own link button gives back a link that names these settings
+        pg.click("#copy-link")
+        pg.wait_for_function("() => document.querySelector('#link-box input, #link-box textarea').value"
+                             ".startsWith('http')", timeout=10_000)
+        link = pg.input_value("#link-box input, #link-box textarea")
+        assert link.startswith(app_url[0]) and "method=uniform" in link and "granularity=word" in link, link
+        assert pg.foreign == [] and pg.dialogs == []
+    finally:
+        pg.close()
+
+
+def test_a_word_changed_in_what_if_changes_the_score(browser, app_url, tmp_path):
+    import red_core
+
+    _, ctx = app_url
+    response = "It was a wonderful day."
+    pg = open_page(browser, f"{app_url[0]}?response={response.replace(' ', '+')}&granularity=word", width=1280,
+                   height=900)
+    try:
+        pg.wait_for_function(HEATMAP_SHOWS, arg=response, timeout=20_000)
+        pg.locator("#heatmap .tok", has_text="wonderful").click()  # opens "What if?" on that word
+        pg.wait_for_selector("#tok-details .red-details", timeout=10_000)
+        assert "word 4 of " in pg.inner_text("#tok-details")  # (special tokens after the text count too)
+        pg.wait_for_function("() => { const e = document.querySelector('#whatif-unit input');"
+                             " return e && e.value.includes('wonderful'); }", timeout=10_000)
+        pg.fill("#whatif-text textarea, #whatif-text input", "terrible")
+        pg.click("#whatif-run")
+        pg.wait_for_selector("#whatif-view .wi-head", timeout=20_000)
+        head = pg.inner_text("#whatif-view .wi-head")
+        rm = ctx.reward_models.get(ctx.default_rm)
+        old, new = (red_core.token_rewards(rm, "", t).score for t in (response, "It was a terrible day."))
+        assert f"{old:+.4f}" in head and f"{new:+.4f}" in head and f"{old:+.4f}" != f"{new:+.4f}", head
+        shot(pg, tmp_path, "app-what-if.png")
+    finally:
+        pg.close()
+
+
+CONTRAST = """sels => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3); } return [255, 255, 255]; };
+  const out = [];
+  for (const sel of sels) for (const e of document.querySelectorAll(sel)) {
+    if (!e.innerText.trim()) continue;
+    const a = lum(rgb(getComputedStyle(e).color).slice(0, 3)), b = lum(background(e));
+    out.push([sel, e.innerText.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+  }
+  return out;
+}"""
+PANEL_TEXT = ["#numbers table.red-numbers td", "#numbers table.red-numbers th", "#numbers .ok",
+              "#numbers .red-summary", "#numbers .red-meaning summary", "#heatmap .red-legend span:not(.bar)",
+              "#tok-details .red-details", "#step-view .red-box"]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_panels_are_readable_in_light_and_dark_themes(browser, app_url, theme, tmp_path):
+    """WCAG contrast of each panel's text against the background it is drawn on: at least 4.5 (AA)."""
+    pg = open_page(browser, f"{app_url[0]}?__theme={theme}", width=1024, height=768)
+    try:
+        assert pg.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
+        score(pg, PROMPT, RESPONSE)
+        pg.locator("#heatmap .tok").nth(2).click()
+        pg.wait_for_selector("#tok-details .red-details", timeout=10_000)
+        ratios = pg.evaluate(CONTRAST, PANEL_TEXT)
+        assert {r[0] for r in ratios} == set(PANEL_TEXT), "every panel was measured"
+        low = [r for r in ratios if r[2] < 4.5]
+        assert not low, f"{theme}: text under WCAG AA contrast: {low}"
+        shot(pg, tmp_path, f"app-theme-{theme}.png", full_page=False)
+    finally:
+        pg.close()
+
+
+def test_results_are_in_view_after_score_on_a_laptop_and_a_phone(browser, app_url, tmp_path):
+    """1024x768: Score is on screen at load, and after it the heatmap and the numbers are, whole, without scrolling.
+    390x844 (a phone): the results come right under Score (no examples or options between them)."""
+    pg = open_page(browser, app_url[0], width=1024, height=768)
+    try:
+        button = pg.locator("#score-btn").bounding_box()
+        assert button["y"] + button["height"] <= 768, "Score is visible without scrolling"
+        score(pg, PROMPT, RESPONSE)
+        assert pg.evaluate("window.scrollY") == 0
+        for sel in ("#heatmap", "#numbers"):
+            box = pg.locator(sel).bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 768, (sel, box)
+        shot(pg, tmp_path, "app-1024x768.png", full_page=False)
+        pg.check("#presentation input")  # large type for a projector: a class on <body> (app/static/app.css)
+        pg.wait_for_function("() => document.body.classList.contains('red-present')", timeout=5_000)
+        sizes = pg.evaluate("() => ['#heatmap .red-heatmap', '#numbers td'].map(s => "
+                            "getComputedStyle(document.querySelector(s)).fontSize)")
+        assert sizes == ["26px", "18px"], sizes
+        for sel in ("#heatmap", "#numbers table"):  # still in view: presentation mode hides the intro instead
+            box = pg.locator(sel).bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 768, (sel, box)
+        shot(pg, tmp_path, "app-presentation-1024x768.png", full_page=False)
+    finally:
+        pg.close()
+    pg = open_page(browser, app_url[0], width=390, height=844)
+    try:
+        score(pg, PROMPT, RESPONSE)  # click scrolls Score into view, as a thumb would
+        button, heat = pg.locator("#score-btn").bounding_box(), pg.locator("#heatmap").bounding_box()
+        gap = heat["y"] - (button["y"] + button["height"])
+        assert 0 <= gap < 100, f"the heatmap starts {gap:.0f} px below Score"
+        table, numbers = pg.locator("#numbers table").bounding_box(), pg.locator("#numbers").bounding_box()
+        assert table["x"] + table["width"] <= numbers["x"] + numbers["width"], "the numbers fit the phone's width"
+        options, examples = (pg.locator(s).first.bounding_box() for s in ("#explore-options", "#explore-examples"))
+        assert options["y"] > heat["y"] and examples["y"] > heat["y"]
+        pg.locator("#heatmap").scroll_into_view_if_needed()
+        shot(pg, tmp_path, "app-390x844.png", full_page=False)
+    finally:
+        pg.close()
 
 
 # ----------------------------------------------------------------------------- model picker, toasts, public mode

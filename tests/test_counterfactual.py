@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import red_core
-from red_core.counterfactual import next_token_probs, unit_spans
 from red_core.result import TokenRewards
+from red_core.whatif import next_token_probs, unit_spans
 
 PROMPT = "Tell me about your day: "
 TEXT = "Not bad at all. Truly great!\nThe end, honestly quite good."

@@ -1,8 +1,12 @@
-"""The Policies tab: samples from two policies with the same seeds, scores, win rate, KL; live training."""
+"""The Policies tab: samples from two policies with the same seeds, scores, win rate, KL; live training;
+the picker of shipped "after" policies (read from a models folder), colours and dark-mode readability."""
 
+import json
+import shutil
 from functools import partial
 
 import gradio as gr
+import numpy as np
 import pytest
 import torch
 
@@ -72,6 +76,11 @@ def test_compare_library_stop_and_kl_against_a_third_reference(setup):
     cmp = compare.run_to_end(events)
     assert cmp.summary()["after"]["kl_to_reference"] == pytest.approx(0.0)
     assert cmp.summary()["before"]["kl_to_reference"] is not None
+    # gold beside RM reward: the same function training logs, on the same decoded samples
+    from red_core.gold import gold_scores
+
+    assert cmp.summary()["after"]["gold_mean"] == pytest.approx(
+        float(np.mean(gold_scores(cmp.after.prompts, cmp.after.responses))))
     stopped = compare.compare_policies(compare.local_policies(), rm, before=setup["before"], after=setup["after"],
                                        prompts=["Hi"], n=1, max_new_tokens=3, should_stop=lambda: True)
     assert compare.run_to_end(stopped) is None
@@ -175,3 +184,92 @@ def test_concurrent_train_live_runs_queue_and_leave_nothing_broken(setup, monkey
         status, *_ , numbers = Client(url, verbose=False).predict(
             setup["before"], setup["after"], "", "The movie was", 1, 3, 1.0, 1.0, 0, api_name="/policies_generate")
         assert status.startswith("✓") and numbers["before"]["n"] == 1
+
+
+# ----------------------------------------------------------------------------- shipped "after" policies
+
+
+@pytest.fixture(scope="module")
+def models_dir(setup):
+    """A models folder as assets/models: policy-base, policy-red (model card only), policy-red-kl (evaluation.json
+    with a description), a policy-* folder without a model (not offered) and a reward model (not a policy)."""
+    root = setup["root"] / "models"
+    for name in ("policy-base", "policy-red", "policy-red-kl"):
+        shutil.copytree(setup["before" if name == "policy-base" else "after"], root / name)
+    (root / "policy-red" / "README.md").write_text("---\ntags: [policy]\n---\n# policy-base trained with RED-PPO\n\n"
+                                                   "More text.\n", encoding="utf-8")
+    evaluation = {"description": "a RED-trained policy stopped at a KL budget", "config": {"method": "red"},
+                  "eval": {"red": {"reward_before": -0.05, "reward_after": 0.31, "kl_to_base": 1.5, "win_rate": 0.8}}}
+    (root / "policy-red-kl" / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    (root / "policy-notes").mkdir()
+    (root / "policy-notes" / "README.md").write_text("# not a model\n", encoding="utf-8")
+    shutil.copytree(setup["rm"], root / "reward")
+    return root
+
+
+def test_picker_lists_every_shipped_policy_folder(setup, models_dir):
+    ctx = AppContext.create(reward_model=setup["rm"], examples=[], files_dir=setup["root"] / "files",
+                            models_dir=models_dir)
+    assert [p.name for p in ctx.after_policies] == ["policy-red", "policy-red-kl"]
+    red, kl = ctx.after_policies
+    assert red.description == "policy-base trained with RED-PPO" and red.numbers == {}
+    assert kl.description == "a RED-trained policy stopped at a KL budget"
+    assert kl.numbers == {"reward_before": -0.05, "reward_after": 0.31, "kl_to_base": 1.5, "win_rate": 0.8}
+    assert ctx.default_policy == "policy-base"  # the folder's base policy is the "before"
+    assert set(ctx.hosting.bundled["policy"]) == {"policy-base", "policy-red", "policy-red-kl"}
+    with gr.Blocks() as demo:
+        ctx.rm_state = gr.State(ctx.default_rm)
+        policies_tab.build(ctx)
+    blocks = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    after, before = blocks["pol-after"], blocks["pol-before"]
+    assert [v for _, v in after.choices] == ["policy-red", "policy-red-kl"] and after.value == "policy-red"
+    assert {"policy-base", "policy-red-kl"} <= {v for _, v in before.choices} and before.value == "policy-base"
+    assert after.info == "policy-base trained with RED-PPO"
+    assert policies_tab.after_info(ctx, "policy-red-kl").info == "a RED-trained policy stopped at a KL budget"
+    assert "not bundled" in policies_tab.describe(ctx, "someone/else")
+    shipped = blocks["pol-shipped"].value
+    assert "a RED-trained policy stopped at a KL budget" in shipped and "-0.050 → +0.310" in shipped
+    assert "1.50" in shipped and "80%" in shipped and "policy-notes" not in shipped
+    # the real assets: every policy-* folder but policy-base is offered
+    real = sorted(p.name for p in (policies_tab.compare.REPO_ROOT / "assets" / "models").glob("policy-*")
+                  if p.name != "policy-base" and (p / "config.json").is_file())
+    assert [p.name.split("/")[-1] for p in setup["ctx"].after_policies] == real and "policy-red" in real
+
+
+def test_public_mode_serves_the_shipped_policies(setup, models_dir):
+    ctx = AppContext.create(reward_model=setup["rm"], examples=[], files_dir=setup["root"] / "files",
+                            models_dir=models_dir, public=True)
+
+    def generate(after):
+        return list(policies_tab.generate(ctx, ctx.default_rm, "policy-base", after, "", "Hi", 1, 3, 1.0, 1.0, 0,
+                                          progress=no_progress))[-1]
+
+    *_, numbers = generate("policy-red-kl")
+    assert numbers["after"]["policy"] == "policy-red-kl" and numbers["after"]["n"] == 1
+    with pytest.raises(gr.Error, match="This public app loads only these policies"):
+        generate(setup["after"])  # a folder that is not shipped
+
+
+def test_tables_follow_the_theme_and_lines_avoid_red_and_blue(setup):
+    from red_core import viz
+
+    status, summary, fig, *_ = run_handler(setup, setup["before"], setup["after"], n=1, max_new=3)
+    shipped = policies_tab.shipped_html(setup["ctx"].after_policies)
+    for page in (summary, shipped):
+        assert "color:var(--body-text-color,#222)" in page and "background:var(--block-background-fill,#fff)" in page
+    assert [t.marker.color for t in fig.data] == [viz.METHOD_COLOURS["before"], viz.METHOD_COLOURS["after"]]
+    assert all(f"background:{viz.METHOD_COLOURS[k]}" in summary for k in ("before", "after"))
+    live = compare.live_figure({"red": [{"step": 1, "reward_mean": 0.1, "kl": 0.0}],
+                                "sparse": [{"step": 1, "reward_mean": 0.2, "kl": 0.0}]})
+    red_blue = {"rgb({},{},{})".format(*viz.NEG), "rgb({},{},{})".format(*viz.POS), "#2166ac", "#b2182b"}
+    used = {t.line.color for t in live.data} | {t.marker.color for t in fig.data}
+    assert used and not used & red_blue
+    assert "sample 1" in policies_tab.samples_html(compare.run_to_end(compare.compare_policies(
+        compare.local_policies(), red_core_rm(setup), before=setup["before"], after=setup["after"], prompts=["Hi"],
+        n=1, max_new_tokens=2)))  # samples are numbered from 1
+
+
+def red_core_rm(setup):
+    from red_core import load_reward_model
+
+    return load_reward_model(setup["rm"])
