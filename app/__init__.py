@@ -5,8 +5,10 @@
 
 Modules: limits (named limits), context (AppContext, RMChoice), cache (LRU of loaded models),
 handlers (plain event functions; gr.Error for bad input), render (HTML/figures on red_core.viz),
-texts (prose), ui (layout and wiring), __main__ (command line). The app calls red_core and reads
-TokenRewards fields; it never touches tensors.
+texts (prose), presets (links and lesson presets), lessons (guided steps, curated pairs), whatif (the
+"What if?" panel), dataset_tab / policies_tab (those tabs), static/ (app.js, app.css: served offline),
+ui (layout and wiring), __main__ (command line). The app calls red_core and reads TokenRewards fields;
+it never touches tensors.
 
 The context handed to other tabs (`app/policies_tab.py: build(ctx)`, called inside the Blocks and
 inside `gr.Tab("Policies")`) is an `AppContext` with:
@@ -18,6 +20,7 @@ inside `gr.Tab("Policies")`) is an `AppContext` with:
                           `with ctx.reward_models.use(choice) as rm:` holds that model's lock
     ctx.policies          ModelCache, LRU (POLICY_CACHE_SIZE) name -> (model, tokenizer) via red_core.load_policy
     ctx.examples          [{"name", "prompt", "response"}] from assets/examples.json ([] if missing)
+    ctx.after_policies    the shipped "after" policies (assets/models/policy-* but policy-base; `models_dir`)
     ctx.limits            the app.limits module (MAX_TOKENS, CONCURRENCY_LIMIT, ...)
     ctx.new_download_dir()  a fresh folder for files a handler returns for download
     ctx.extra             a dict for anything else a tab wants to share

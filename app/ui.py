@@ -86,8 +86,8 @@ def _explore_inputs():
     d = presets.DEFAULTS
     prompt = gr.Textbox(d["prompt"], label="Prompt x", lines=2, max_lines=12, elem_id="prompt",
                         placeholder="The prompt (may be empty)")
-    response = gr.Textbox(d["response"], label="Response y", lines=3, max_lines=20, elem_id="response",
-                          placeholder="The response whose tokens get rewards")
+    response = gr.Textbox(d["response"] or None, label="Response y", lines=3, max_lines=20, elem_id="response",
+                          placeholder="The response whose tokens get rewards")  # no default: API callers pass one
     with gr.Row(elem_id="score-row"):
         score = gr.Button("Score", variant="primary", elem_id="score-btn", scale=3)
         upload = gr.UploadButton("Response from .txt", file_types=[".txt", ".md"], size="sm", elem_id="upload",

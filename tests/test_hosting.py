@@ -174,7 +174,7 @@ def test_clients_get_their_own_results_and_readable_errors(local_ctx, serve_app)
 
     with launched(serve_app, local_ctx) as url:
         # A lone surrogate can only arrive as a raw JSON escape (gradio_client cannot even send one).
-        data = ["q", "bad \ud800 text", "red", 1.0, 0.5, True, "token", True]  # the raw API needs every input
+        data = ["q", "bad \ud800 text", "red", 1.0, 0.5, True, "token", True, "text", 1.0]  # the raw API needs every input
         body = json.dumps({"data": data}).encode()  # ensure_ascii: "\\ud800" on the wire
         req = urllib.request.Request(url + "gradio_api/call/token_rewards", data=body,
                                      headers={"Content-Type": "application/json"})

@@ -68,16 +68,9 @@ _opt = option  # a dataclass field with a help text (shown by --help)
 
 
 @dataclass
-class PolicyRedConfig:
-    """Every setting of the recipe. `PolicyRedConfig()` ships RED seed 0 of the benchmark into assets/models/policy-red."""
+class PolicyRecipe:
+    """The settings every policy recipe shares: which models, how many evaluation samples, cards only."""
 
-    out_dir: str = _opt(str(DEFAULT_OUT_DIR), "output folder: the policy, its card and evaluation.json")
-    seed: int = _opt(0, "which RED run is shipped (and which sparse run it is compared with)")
-    run: str | None = _opt(None, "the RED run folder (default: bench/results/runs/red-sSEED, bench_train's run); "
-                                 "trained first when it has no final policy")
-    sparse_run: str | None = _opt(None, "a sparse-PPO run to compare with, used when finished "
-                                        "(default: sparse-sSEED beside the RED run)")
-    results_dir: str = _opt(str(RESULTS_DIR), "bench/bench_train.py results shown in the card (curves, timing, ablation)")
     eval_samples: int = _opt(8, "samples per prompt and policy in the before/after evaluation")
     policy: str | None = _opt(None, "start policy, the 'before' (default: assets/models/policy-base)")
     reward_model: str | None = _opt(None, "reward model (default: assets/models/reward)")
@@ -87,6 +80,27 @@ class PolicyRedConfig:
     def __post_init__(self):
         if self.eval_samples < 1:
             raise ValueError(f"eval_samples must be >= 1, got {self.eval_samples}")
+
+    @property
+    def models(self) -> dict:
+        """The policy / reward_model overrides given (empty: the assets/ defaults)."""
+        return {k: v for k, v in (("policy", self.policy), ("reward_model", self.reward_model)) if v}
+
+
+@dataclass
+class PolicyRedConfig(PolicyRecipe):
+    """Every setting of the recipe. `PolicyRedConfig()` ships RED seed 0 of the benchmark into assets/models/policy-red."""
+
+    out_dir: str = _opt(str(DEFAULT_OUT_DIR), "output folder: the policy, its card and evaluation.json")
+    seed: int = _opt(0, "which RED run is shipped (and which sparse run it is compared with)")
+    run: str | None = _opt(None, "the RED run folder (default: bench/results/runs/red-sSEED, bench_train's run); "
+                                 "trained first when it has no final policy")
+    sparse_run: str | None = _opt(None, "a sparse-PPO run to compare with, used when finished "
+                                        "(default: sparse-sSEED beside the RED run)")
+    results_dir: str = _opt(str(RESULTS_DIR), "bench/bench_train.py results shown in the card (curves, timing, ablation)")
+
+    def __post_init__(self):
+        super().__post_init__()
         self.run = self.run or str(RUNS_DIR / f"red-s{self.seed}")
         self.sparse_run = self.sparse_run or str(Path(self.run).with_name(f"sparse-s{self.seed}"))
 
@@ -103,11 +117,6 @@ class PolicyRedConfig:
         if self.sparse_run is None:
             raise ValueError("PolicyRedConfig.sparse_run is None: leave it unset for the default beside the RED run")
         return self.sparse_run
-
-    @property
-    def models(self) -> dict:
-        """The policy / reward_model overrides given (empty: the assets/ defaults)."""
-        return {k: v for k, v in (("policy", self.policy), ("reward_model", self.reward_model)) if v}
 
 
 # ----------------------------------------------------------------------------- 1. run

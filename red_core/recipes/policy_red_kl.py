@@ -41,7 +41,7 @@ _opt = option
 
 
 @dataclass
-class PolicyRedKLConfig:
+class PolicyRedKLConfig(policy_red.PolicyRecipe):
     """Every setting of the recipe. `PolicyRedKLConfig()` ships assets/models/policy-red-kl."""
 
     out_dir: str = _opt(str(DEFAULT_OUT_DIR), "output folder: the policy, its card and evaluation.json")
@@ -51,22 +51,12 @@ class PolicyRedKLConfig:
     seed: int = _opt(0, "training seed")
     run: str | None = _opt(None, "run folder (default: bench/results/runs/policy-red-kl); started over each time")
     results_dir: str = _opt(str(policy_red.RESULTS_DIR), "where bench/bench_frontier.py wrote frontier.json")
-    eval_samples: int = _opt(8, "samples per prompt and policy in the before/after evaluation")
-    policy: str | None = _opt(None, "start policy, the 'before' (default: assets/models/policy-base)")
-    reward_model: str | None = _opt(None, "reward model (default: assets/models/reward)")
-    progress: bool = _opt(True, "progress bar while training")
-    cards_only: bool = _opt(False, "only rewrite OUT/README.md from OUT/evaluation.json")
 
     def __post_init__(self):
+        super().__post_init__()
         if not self.kl_budget > 0:
             raise ValueError(f"kl_budget must be > 0, got {self.kl_budget}")
-        if self.eval_samples < 1:
-            raise ValueError(f"eval_samples must be >= 1, got {self.eval_samples}")
         self.run = self.run or str(policy_red.RUNS_DIR / "policy-red-kl")
-
-    @property
-    def models(self) -> dict:
-        return {k: v for k, v in (("policy", self.policy), ("reward_model", self.reward_model)) if v}
 
 
 def train_to_budget(cfg: PolicyRedKLConfig) -> dict:
