@@ -1,6 +1,7 @@
 """RED vs sparse credit against a gold reward: the reward-KL frontier, critic-free training, steps to reach.
 
-    python bench/bench_frontier.py runs               # PPO and REINFORCE++, RED and sparse, 4 β values, 3 seeds
+    python bench/bench_frontier.py all                # every run, then the report (~1.5 h on 2 CPU cores)
+    python bench/bench_frontier.py runs --algos ppo   # only some: ppo, reinforce, ppo-fresh-critic
     python bench/bench_frontier.py report             # figures (HTML + PNG), bench/results/frontier.json, a table
     python bench/bench_frontier.py all --quick        # smoke run: 2 β, 1 seed, 6 steps (a minute or two)
 
@@ -17,7 +18,7 @@ Definitions (fixed before looking at the numbers):
   time the smoothed KL reaches k; the frontier of a method and seed at k is the best of its β runs there
   (None when none of them reached k); RED − sparse is taken per seed, reported as mean and 95% t-interval;
 - steps to reach: first step whose smoothed gold reward ≥ GOLD_TARGET while the smoothed KL ≤ KL_BUDGET, per
-  run; per (algo, β) the median over seeds and how many seeds reached it.
+  run; per (algo, β) the median over seeds and how many seeds reached it (also for a lower target, see GOALS).
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ from bench_train import rel, screenshot, smooth  # noqa: E402  (one smoothing an
 from red_core.recipes import policy_red  # noqa: E402
 
 RESULTS = policy_red.RESULTS_DIR
-ALGOS = ("ppo", "reinforce")
+ALGOS = ("ppo", "reinforce", "ppo-fresh-critic")  # the last: PPO with a fresh value head (the critic ablation)
+ALGO_TITLES = {"ppo": "PPO", "reinforce": "REINFORCE++", "ppo-fresh-critic": "PPO, fresh critic"}
 METHODS = ("red", "sparse")
 BETAS = (0.02, 0.05, 0.15, 0.5)
+ABLATION_BETAS = (policy_red.BUDGET["kl_coef"],)  # the fresh-critic ablation: at the shipped β (0.05) only
 SEEDS = (0, 1, 2)
 WINDOW = 5
 KL_GRID = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0)  # nats per response
 GOLD_TARGET = 0.25  # mean VADER compound of the rollouts (policy-base starts near 0.0)
 KL_BUDGET = 3.0  # nats per response
+# (gold target, KL budget) pairs for steps-to-reach: the first was fixed before the runs; the second was added after
+# seeing that few runs reach 0.25 within 3 nats, so that the table says something about speed as well.
+GOALS = ((GOLD_TARGET, KL_BUDGET), (0.10, KL_BUDGET))
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # two-sided 95% Student t quantiles by degrees of freedom
 QUICK = dict(betas=(0.05, 0.5), seeds=(0,), steps=6, batch_size=16, minibatch_size=8)
 
@@ -58,15 +64,21 @@ def run_name(algo: str, method: str, beta: float, seed: int) -> str:
 
 def run_config(out: Path, algo: str, method: str, beta: float, seed: int, quick: bool, progress: bool):
     budget = {k: QUICK[k] for k in ("steps", "batch_size", "minibatch_size")} if quick else {}
-    algo_field = {} if algo == "ppo" else {"algo": algo}
+    algo_field = {"ppo": {}, "reinforce": {"algo": "reinforce"}, "ppo-fresh-critic": {"critic_init": "policy"}}[algo]
     return policy_red.run_config(method, seed, out / run_name(algo, method, beta, seed), kl_coef=beta, gold="vader",
                                  progress=progress, **algo_field, **budget)
 
 
 def grid(args) -> list[tuple[str, str, float, int]]:
-    betas = QUICK["betas"] if args.quick else tuple(args.betas or BETAS)
+    """(algo, method, β, seed) of every run asked for; the critic ablation runs at the shipped β only."""
     seeds = QUICK["seeds"] if args.quick else tuple(args.seeds or SEEDS)
-    return [(a, m, b, s) for a in args.algos for b in betas for s in seeds for m in METHODS]
+
+    def betas(algo: str) -> tuple:
+        if args.quick:
+            return QUICK["betas"]
+        return tuple(args.betas or (ABLATION_BETAS if algo == "ppo-fresh-critic" else BETAS))
+
+    return [(a, m, b, s) for a in args.algos for b in betas(a) for s in seeds for m in METHODS]
 
 
 def runs_root(args) -> Path:
@@ -158,7 +170,7 @@ def analyse(curves: dict, args) -> dict:
         ends.append({"algo": algo, "method": method, "beta": beta, "seed": seed, "steps": len(c["kl"]),
                      "kl": float(s["kl"][-1]), "reward": float(s["reward_mean"][-1]), "gold": float(s["gold_mean"][-1]),
                      "gold_start": float(c["gold_mean"][0]), "reward_start": float(c["reward_mean"][0]),
-                     "steps_to_reach": steps_to_reach(c["gold_mean"], c["kl"])})
+                     "steps_to_reach": {f"{t:g}@{b:g}": steps_to_reach(c["gold_mean"], c["kl"], t, b) for t, b in GOALS}})
     algos = sorted({e["algo"] for e in ends}, key=ALGOS.index)
     seeds = sorted({e["seed"] for e in ends})
     matched: dict = {}
@@ -178,14 +190,18 @@ def analyse(curves: dict, args) -> dict:
                              "red_minus_sparse": interval([best[("red", s)] - best[("sparse", s)] for s in both])})
             matched[f"{algo}:{what}"] = rows
     reach = []
-    for algo in algos:
-        for beta in sorted({e["beta"] for e in ends}):
-            for method in METHODS:
-                st = [e["steps_to_reach"] for e in ends if (e["algo"], e["beta"], e["method"]) == (algo, beta, method)]
-                got = [s for s in st if s is not None]
-                reach.append({"algo": algo, "beta": beta, "method": method, "per_seed": st, "reached": len(got),
-                              "median": float(np.median(got)) if got else None})
-    return {"window": WINDOW, "kl_grid": list(KL_GRID), "gold_target": GOLD_TARGET, "kl_budget": KL_BUDGET,
+    for target, budget in GOALS:
+        goal = f"{target:g}@{budget:g}"
+        for algo in algos:
+            for beta in sorted({e["beta"] for e in ends}):
+                for method in METHODS:
+                    st = [e["steps_to_reach"][goal] for e in ends
+                          if (e["algo"], e["beta"], e["method"]) == (algo, beta, method)]
+                    got = [s for s in st if s is not None]
+                    reach.append({"goal": goal, "gold_target": target, "kl_budget": budget, "algo": algo, "beta": beta,
+                                  "method": method, "per_seed": st, "reached": len(got),
+                                  "median": float(np.median(got)) if got else None})
+    return {"window": WINDOW, "kl_grid": list(KL_GRID), "goals": [f"{t:g}@{b:g}" for t, b in GOALS],
             "budget": {**policy_red.BUDGET, **({k: QUICK[k] for k in ("steps", "batch_size")} if args.quick else {})},
             "betas": sorted({e["beta"] for e in ends}), "seeds": seeds, "algos": algos, "ends": ends,
             "matched_kl": matched, "steps_to_reach": reach}
@@ -201,7 +217,7 @@ def figure(curves: dict, res: dict):
     from red_core.viz import METHOD_COLOURS
 
     algos = res["algos"]
-    titles = [f"{a.upper() if a == 'ppo' else 'REINFORCE++'}: {w} reward vs KL" for a in algos
+    titles = [f"{ALGO_TITLES[a]}: {w} reward vs KL" for a in algos
               for w in ("proxy (RM)", "gold (VADER)")]
     fig = make_subplots(rows=len(algos), cols=2, subplot_titles=titles, vertical_spacing=0.14)
     dash = {b: d for b, d in zip(res["betas"], ("solid", "dash", "dot", "dashdot", "longdash"))}
@@ -222,7 +238,7 @@ def figure(curves: dict, res: dict):
             fig.update_xaxes(title_text="KL to policy-base (nats per response)", row=r, col=col, gridcolor="#eee")
             fig.update_yaxes(title_text="mean RM reward" if col == 1 else "mean VADER compound", row=r, col=col,
                              gridcolor="#eee")
-    fig.update_layout(height=420 * len(algos), width=1150, plot_bgcolor="#fff", legend={"orientation": "h", "y": -0.08},
+    fig.update_layout(height=420 * len(algos), width=1150, plot_bgcolor="#fff", legend={"x": 1.02, "y": 1},
                       margin={"l": 60, "r": 20, "t": 60, "b": 60},
                       title={"text": f"Reward–KL frontier from policy-base: β sweep, mean of {len(res['seeds'])} seed(s), "
                                      f"smoothed over {WINDOW} steps (line style = β)", "y": 0.995})
@@ -240,7 +256,7 @@ def do_report(args) -> dict:
     fig.write_html(html, include_plotlyjs="directory", full_html=True)
     bare = RESULTS / f".tmp-{name}.html"
     fig.write_html(bare, include_plotlyjs=True, full_html=True, config={"displayModeBar": False, "staticPlot": True})
-    if screenshot(bare, RESULTS / f"{name}.png", size=(1180, 440 * len(res["algos"]) + 40)):
+    if screenshot(bare, RESULTS / f"{name}.png", size=(1160, 420 * len(res["algos"]) + 10)):
         res["figure_png"] = rel(RESULTS / f"{name}.png")
     bare.unlink()
     res["figure_html"] = rel(html)
@@ -255,18 +271,19 @@ def _f(v, fmt="+.3f") -> str:
 
 def print_report(res: dict) -> None:
     print(f"end points (smoothed over the last {res['window']} steps), mean over seeds:")
-    print("  algo      | method | β     | KL     | RM reward | gold   | steps to gold ≥ "
-          f"{res['gold_target']} at KL ≤ {res['kl_budget']}")
+    goals = " | ".join(f"steps to gold ≥ {g.replace('@', ' at KL ≤ ')}" for g in res["goals"])
+    print(f"  algo      | method | β     | KL     | RM reward | gold   | {goals}")
     for algo in res["algos"]:
         for beta in res["betas"]:
             for method in METHODS:
                 es = [e for e in res["ends"] if (e["algo"], e["beta"], e["method"]) == (algo, beta, method)]
                 if not es:
                     continue
-                st = next(r for r in res["steps_to_reach"] if (r["algo"], r["beta"], r["method"]) == (algo, beta, method))
+                st = [next(r for r in res["steps_to_reach"] if (r["goal"], r["algo"], r["beta"], r["method"]) ==
+                           (g, algo, beta, method)) for g in res["goals"]]
                 print(f"  {algo:9} | {method:6} | {beta:<5g} | {np.mean([e['kl'] for e in es]):6.2f} | "
-                      f"{np.mean([e['reward'] for e in es]):+9.3f} | {np.mean([e['gold'] for e in es]):+.3f} | "
-                      f"median {_f(st['median'], 'g')} ({st['reached']}/{len(es)} seeds)")
+                      f"{np.mean([e['reward'] for e in es]):+9.3f} | {np.mean([e['gold'] for e in es]):+.3f} | " +
+                      " | ".join(f"median {_f(r['median'], 'g')} ({r['reached']}/{len(es)} seeds)" for r in st))
     for key, rows in res["matched_kl"].items():
         print(f"{key} at matched KL: best over β per seed, RED − sparse (mean, 95% t-interval over seeds)")
         for row in rows:
@@ -280,7 +297,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=("runs", "report", "all"))
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 β, 1 seed, 6 short steps, own folders")
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS,
+                        help="ppo and reinforce at every β; ppo-fresh-critic (the critic ablation) at β = 0.05")
     parser.add_argument("--betas", nargs="+", type=float, help=f"KL coefficients (default: {BETAS})")
     parser.add_argument("--seeds", nargs="+", type=int, help=f"seeds (default: {SEEDS})")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
