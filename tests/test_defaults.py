@@ -631,3 +631,26 @@ def test_policy_red_kl_stops_at_the_kl_budget_and_ships(tmp_path, monkeypatch):
     before = (out / "README.md").read_bytes()
     policy_red_kl.main(["--cards-only", "--out-dir", str(out)])
     assert (out / "README.md").read_bytes() == before
+
+
+def test_shipped_policy_red_kl_card_and_settings_come_from_its_recipe(tmp_path):
+    """assets/models/policy-red-kl: --cards-only rewrites the same card, and its run used the default-task settings."""
+    from red_core.recipes import policy_red_kl
+
+    shipped = policy_red_kl.DEFAULT_OUT_DIR
+    shutil.copytree(shipped, tmp_path / "kl", ignore=shutil.ignore_patterns("README.md", "model.safetensors"))
+    policy_red_kl.main(["--cards-only", "--out-dir", str(tmp_path / "kl")])
+    assert (tmp_path / "kl" / "README.md").read_bytes() == (shipped / "README.md").read_bytes()
+    ev = json.loads((shipped / "evaluation.json").read_text())
+    expected = policy_red.run_config("red", 0, ev["config"]["out"], kl_coef=0.05, gold="vader", resume=False).to_dict()
+    assert {k: ev["config"][k] for k in expected if k != "progress"} == {k: v for k, v in expected.items() if k != "progress"}
+    assert ev["stop"]["reached_budget"] and ev["stop"]["smoothed_kl"] >= ev["kl_budget"] == 3.0
+    kls = [r["kl"] for r in _csv_rows(shipped / "metrics.csv")]
+    assert len(kls) == ev["stop"]["stopped_at_step"] and np.mean(kls[-6:-1]) < 3.0 <= np.mean(kls[-5:])  # first step
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
