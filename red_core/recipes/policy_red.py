@@ -214,21 +214,28 @@ def build(cfg: PolicyRedConfig) -> dict:
     evaluation = {"eval": evals, "report": read_json(results / "train_report.json"),
                   "timing": read_json(results / "train_timing.json"), "config": run_cfg.to_dict(),
                   "ablation": read_json(results / "train_report_critic-policy.json")}
-    out = Path(cfg.out_dir)
+    ship(run, cfg.out_dir, evaluation, results / "train_curves.png", write_card)
+    return evaluation
+
+
+def ship(run: Path, out_dir: str | Path, evaluation: dict, figure: Path, card) -> Path:
+    """OUT = the run's policy + metrics.csv + `figure` (when it exists) + evaluation.json + README.md (`card(folder,
+    evaluation)` writes it), built beside OUT and swapped in whole."""
+    out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "policy", tmp)
-    if (results / "train_curves.png").exists():
-        shutil.copy(results / "train_curves.png", tmp / "train_curves.png")
+    if figure.exists():
+        shutil.copy(figure, tmp / figure.name)
     shutil.copy(run / "metrics.csv", tmp / "metrics.csv")
     (tmp / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")
-    write_card(tmp, evaluation)
+    card(tmp, evaluation)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     print(f"wrote {out}")
-    return evaluation
+    return out
 
 
 def rewrite_card(out_dir: str | Path) -> dict:

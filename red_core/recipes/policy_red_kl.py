@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,19 +107,7 @@ def build(cfg: PolicyRedKLConfig) -> dict:
                   "kl_budget": cfg.kl_budget, "config": stop["config"],
                   "frontier_ends": [e for e in frontier.get("ends", []) if e["algo"] == "ppo"],
                   "over_optimised": over.get("eval", {}).get("red", {})}
-    out = Path(cfg.out_dir)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(run / "policy", tmp)
-    shutil.copy(run / "metrics.csv", tmp / "metrics.csv")
-    if (Path(cfg.results_dir) / "frontier.png").exists():
-        shutil.copy(Path(cfg.results_dir) / "frontier.png", tmp / "frontier.png")
-    (tmp / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")
-    write_card(tmp, evaluation)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    print(f"wrote {out}")
+    policy_red.ship(run, cfg.out_dir, evaluation, Path(cfg.results_dir) / "frontier.png", write_card)
     return evaluation
 
 
