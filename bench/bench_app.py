@@ -173,7 +173,7 @@ def screenshots(args, folder: Path) -> list[str]:
             pg.wait_for_selector("#rewards-plot .js-plotly-plot")
             for k in range(2, 7):
                 pg.click("#step-next")
-                pg.wait_for_function("k => document.querySelector('#step-view').innerText.includes(`Step ${k} /`)", arg=k)
+                pg.wait_for_function("k => document.querySelector('#step-view').innerText.includes(`token ${k} of`)", arg=k)
             shot("app-explore.png")
             pg.get_by_role("tab", name="Compare").click()
             pg.click("#cmp-prompt textarea")
