@@ -265,16 +265,20 @@ def downloads(ctx: AppContext, tr: TokenRewards | None, show_special: bool = Tru
     return export(ctx, tr, scale=scale, show_special=bool(show_special))
 
 
-def token_details(tr: TokenRewards | None, pick, show_special: bool = True) -> str:
-    """The details box of a tapped heatmap unit. `pick` is what the page's script writes: "<unit index>" or
-    "<unit index>:<nonce>" (the nonce makes a second tap on the same unit count)."""
-    if tr is None:
-        return ""
+def tapped_unit(pick) -> int | None:
+    """The unit index a tap in the heatmap picked, from what the page's script (app/static/app.js) writes into a
+    hidden box: "<unit index>" or "<unit index>:<nonce>" (the nonce makes a second tap on the same unit a change).
+    None when nothing (or no number) was written."""
     try:
-        i = int(str(pick or "").split(":")[0])
+        return int(str(pick or "").split(":")[0])
     except ValueError:
-        return ""
-    if not 0 <= i < len(tr):
+        return None
+
+
+def token_details(tr: TokenRewards | None, pick, show_special: bool = True) -> str:
+    """The details box of a tapped heatmap unit (`pick` as in `tapped_unit`); empty when it is not a unit."""
+    i = tapped_unit(pick)
+    if tr is None or i is None or not 0 <= i < len(tr):
         return ""
     return render.details_html(tr, i, show_special=bool(show_special))
 

@@ -101,8 +101,7 @@ def heatmap(tr, *, scale: float | None = None, show_special: bool = True, mode: 
     with data-i, data-start, data-end, data-reward, data-prefix for the page's tap-for-details script. R(x, y)
     and the check are in the numbers panel right under it (numbers_html)."""
     scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
-    unit = tr.granularity if tr.granularity in ("token", "word", "sentence") else "chunk"
-    return (f"<style>{viz.CSS}{APP_CSS}</style>" + viz.legend_html(scale, unit, scale_name(mode or "text", scale))
+    return (f"<style>{viz.CSS}{APP_CSS}</style>" + viz.legend_html(scale, viz.unit_name(tr), scale_name(mode or "text", scale))
             + viz.tokens_html(tr, scale=scale, show_special=show_special))
 
 
@@ -191,14 +190,20 @@ def _gauge(lo: float, hi: float, prev: float, cur: float, reward: float, scale: 
             f'</div>')
 
 
-def _sign_colour(v: float) -> str:
+def sign_colour(v: float) -> str:
+    """Text colour of a signed change: blue when it raised the reward, red when it lowered it; at 0 the text's own colour."""
     r, g, b = viz.POS if v > 0 else viz.NEG
-    return "#333" if abs(v) < 1e-12 else f"rgb({r},{g},{b})"
+    return "inherit" if abs(v) < 1e-12 else f"rgb({r},{g},{b})"
+
+
+def signed(v: float) -> str:
+    """A signed change, bold, in its sign's colour."""
+    return f'<b style="color:{sign_colour(v)}">{v:+.4f}</b>'
 
 
 def _before(tr, i: int) -> float:
     """The prefix score before unit i: the previous unit's, or R(x, ∅) (0 when undefined) for the first."""
-    return float(tr.prefix_scores[i - 1]) if i > 0 else float(tr.baseline if tr.baseline is not None else 0.0)
+    return float(tr.prefix_scores[i - 1]) if i > 0 else viz.start_score(tr)
 
 
 def step_html(tr, k: int, *, show_special: bool = True, scale: float | None = None) -> str:
@@ -210,7 +215,7 @@ def step_html(tr, k: int, *, show_special: bool = True, scale: float | None = No
     k = int(min(max(k, 0), len(idx) - 1))
     i = idx[k]
     scale = scale if scale is not None else viz.symmetric_scale(tr.rewards)
-    start = tr.baseline if tr.baseline is not None else 0.0
+    start = viz.start_score(tr)
     prev = _before(tr, i)
     cur, reward = float(tr.prefix_scores[i]), float(tr.rewards[i])
     allp = [start, *map(float, tr.prefix_scores)]
@@ -221,7 +226,7 @@ def step_html(tr, k: int, *, show_special: bool = True, scale: float | None = No
             f'<code>{esc(tr.tokens[i])}</code> (id {esc(ids)})</div>')
     moving = (f'<div class="red-box">prefix score R(x, y≤t) moves {prev:+.4f} → <b>{cur:+.4f}</b> '
               f'(change {cur - prev:+.4f}); reward of this {esc(tr.granularity)} under <b>{esc(tr.method)}</b>: '
-              f'<b style="color:{_sign_colour(reward)}">{reward:+.4f}</b> · '
+              f'{signed(reward)} · '
               f'running sum {float(np.sum(tr.rewards[:i + 1])):+.4f}</div>')
     return (STYLE + '<div class="red-step">' + head + moving +
             _gauge(lo - pad, hi + pad, prev, cur, reward, scale) +
@@ -242,7 +247,7 @@ def details_html(tr, i: int, *, show_special: bool = True) -> str:
     return (f'{STYLE}<div class="red-details" data-i="{int(i)}"><b>{where}</b>{kind} · '
             f'<span class="tokt" style="background:{viz.color(r, scale)};color:{viz.text_color(r, scale)}">'
             f'{esc(repr(tr.texts[i]))}</span> · token id{"s" if len(tr.token_ids[i]) != 1 else ""} {esc(ids)} · '
-            f'characters {start}–{end}<br>reward <b style="color:{_sign_colour(r)}">{r:+.4f}</b> · prefix score '
+            f'characters {start}–{end}<br>reward {signed(r)} · prefix score '
             f'{before:+.4f} → <b>{after:+.4f}</b> (R(x, y≤t) before and after it)'
             f'<div class="hint">Tap another {esc(tr.granularity)} for its numbers; “What if? change a word” below '
             f'opens on this one.</div></div>')
@@ -327,12 +332,18 @@ def align_pairs(a: list[str], b: list[str]) -> list[tuple[str, int | None, int |
     return rows
 
 
-def _cell(tr, i, scale) -> str:
-    if i is None:
+def token_cell(text: str | None, reward: float | None, scale: float) -> str:
+    """Two table cells: a unit's display text (TokenRewards.tokens: invisible characters made visible) coloured by
+    its reward, and the reward; both empty when text is None."""
+    if text is None:
         return '<td></td><td class="num"></td>'
-    r = float(tr.rewards[i])
+    r = float(reward or 0.0)
     return (f'<td><span class="tok" style="background:{viz.color(r, scale)};color:{viz.text_color(r, scale)}">'
-            f'{esc(tr.tokens[i])}</span></td><td class="num">{r:+.4f}</td>')
+            f'{esc(text)}</span></td><td class="num">{r:+.4f}</td>')
+
+
+def _cell(tr, i, scale) -> str:
+    return token_cell(None, None, scale) if i is None else token_cell(tr.tokens[i], tr.rewards[i], scale)
 
 
 def aligned_table(a, b, *, scale: float, names=("chosen", "rejected"), show_special: bool = True) -> str:

@@ -183,10 +183,11 @@ def plan(tr, prompt: str, response: str, unit, mode: str, text: str, proposal: s
 
 def pick(tr, index):
     """The heatmap click: select the unit, open the panel. The page's script writes the span's data-i into
-    "whatif-pick" ("3", or "3|<anything>" so that clicking the same word again is a change too)."""
+    "whatif-pick" as it does for the details box (handlers.tapped_unit: "3", or "3:<nonce>")."""
     if tr is None or index in (None, ""):
         return gr.skip(), gr.skip()
-    i = _unit(tr, str(index).split("|")[0].strip())
+    i = handlers.tapped_unit(index)
+    i = _unit(tr, index if i is None else i)  # not a number: _unit says so
     return gr.update(value=i), gr.Accordion(open=True)  # (the list holds i: refresh_units put it there)
 
 
@@ -250,21 +251,11 @@ def exact(cf) -> dict:
 
 
 def _tok(text: str | None, reward: float | None, scale: float) -> str:
-    if text is None:
-        return "<td></td><td class='num'></td>"
-    r = float(reward or 0.0)
-    return (f"<td><span class='tok' style='background:{viz.color(r, scale)};color:{viz.text_color(r, scale)}'>"
-            f"{esc(red_core.align.display(text))}</span></td><td class='num'>{r:+.4f}</td>")
+    return render.token_cell(None if text is None else red_core.align.display(text), reward, scale)
 
 
 def _num(v: float | None) -> str:
     return "—" if v is None else f"{v:+.4f}"
-
-
-def _signed(v: float) -> str:
-    """A change in bold, blue when it raised the score, red when it lowered it."""
-    colour = "inherit" if abs(v) < 1e-12 else viz.color(v, abs(v))
-    return f"<b style='color:{colour}'>{v:+.4f}</b>"
 
 
 def counterfactual_html(cf) -> str:
@@ -285,12 +276,12 @@ def counterfactual_html(cf) -> str:
     moved = [r for r in cf.most_changed(MOST_CHANGED) if abs(r["change"]) > 5e-5]
     moved_html = ("<ul>" + "".join(
         f"<li><code>{esc(red_core.align.display(r['text_a'] if r['text_a'] is not None else r['text_b']))}</code>: "
-        f"{_num(r['reward_a'])} → {_num(r['reward_b'])} ({_signed(r['change'])})</li>" for r in moved)
+        f"{_num(r['reward_a'])} → {_num(r['reward_b'])} ({render.signed(r['change'])})</li>" for r in moved)
         + "</ul>") if moved else "<div>No other unit's credit moved (more than 0.00005).</div>"
     unit = a.granularity
     return (render.STYLE + CSS + "<div class='wi-box'>"
             f"<div class='wi-head'>R(x, y): {viz.fmt(a.score)} → <b>{viz.fmt(b.score)}</b> · change Δ = "
-            f"{_signed(cf.delta)}</div>"
+            f"{render.signed(cf.delta)}</div>"
             f"<div>Edit: {what} (characters {cf.start}–{cf.end} of the response) · method {esc(a.method)}, "
             f"per {esc(unit)}</div>" + viz.legend_html(scale, unit, "both texts")
             + "<div class='wi-label'>before the edit</div>" + viz.tokens_html(a, scale=scale, active=active_a)

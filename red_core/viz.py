@@ -134,7 +134,8 @@ def _body(text: str, special: bool) -> str:
     return body.replace("\n", '<span class="nl">↵</span>\n') if not special and "\n" in text else body
 
 
-def _unit(tr) -> str:
+def unit_name(tr) -> str:
+    """What one unit of `tr` is called: token, word, sentence, or chunk (k-token units)."""
     return tr.granularity if tr.granularity in ("token", "word", "sentence") else "chunk"
 
 
@@ -143,7 +144,7 @@ def heatmap_html(tr, *, scale: float | None = None, show_special: bool = True, t
     """Legend (saying `scale_mode` when given), summary line and heatmap; a page of its own, or a fragment."""
     scale = scale if scale is not None else symmetric_scale(tr.rewards)
     head = f"<h3 style='font-family:system-ui,sans-serif'>{html.escape(title)}</h3>" if title else ""
-    body = (head + legend_html(scale, _unit(tr), scale_mode) + summary_html(tr) +
+    body = (head + legend_html(scale, unit_name(tr), scale_mode) + summary_html(tr) +
             tokens_html(tr, scale=scale, show_special=show_special, active=active))
     if not full_page:
         return f"<style>{CSS}</style>{body}"
@@ -187,7 +188,7 @@ def _shown(tr, show_special: bool) -> list[int]:
     return [i for i in range(len(tr)) if show_special or not tr.special[i]]
 
 
-def _start(tr) -> float:
+def start_score(tr) -> float:
     """The prefix score before the first token: R(x, ∅), or 0 when it is undefined."""
     return float(tr.baseline) if tr.baseline is not None else 0.0
 
@@ -202,9 +203,9 @@ def rewards_figure(tr, *, title: str | None = None, show_special: bool = True, a
     idx = _shown(tr, show_special)
     x = list(range(len(idx)))
     rewards = [float(tr.rewards[i]) for i in idx]
-    prefix = [_start(tr)] + [float(tr.prefix_scores[i]) for i in idx]
+    prefix = [start_score(tr)] + [float(tr.prefix_scores[i]) for i in idx]
     labels = [html.escape(tr.tokens[i]) for i in idx]
-    unit = _unit(tr)
+    unit = unit_name(tr)
     scale = symmetric_scale(np.array(rewards))
     (r_lo, r_hi), (p_lo, p_hi) = aligned_ranges(rewards, prefix)
     fig = go.Figure()
@@ -251,7 +252,7 @@ def rewards_svg(tr, active: int | None = None, show_special: bool = True) -> str
     idx = _shown(tr, show_special)
     n = len(idx)
     rewards = [float(tr.rewards[i]) for i in idx]
-    prefix = [_start(tr)] + [float(tr.prefix_scores[i]) for i in idx]
+    prefix = [start_score(tr)] + [float(tr.prefix_scores[i]) for i in idx]
     scale = symmetric_scale(np.array(rewards))
     (r_lo, r_hi), (p_lo, p_hi) = aligned_ranges(rewards, prefix)
     slot = float(min(64.0, max(8.0, 900.0 / (n + 1))))  # px per unit (one more for the prompt-only point)
@@ -268,7 +269,7 @@ def rewards_svg(tr, active: int | None = None, show_special: bool = True) -> str
     def y_p(v: float) -> float:
         return y1 - (v - p_lo) / (p_hi - p_lo) * (y1 - y0)
 
-    unit = _unit(tr)
+    unit = unit_name(tr)
     font = 'font-family="system-ui,sans-serif" font-size="11"'
     out = [f'<svg class="red-plot" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.1f} {height:.1f}" '
            f'role="img" style="background:#fff;color:#222"><title>reward per {unit} and prefix score</title>',
@@ -354,7 +355,7 @@ def numbers_table_html(tr, show_special: bool = True) -> str:
     rows = "".join(f'<tr><td>{i}</td><td class="text">{html.escape(tr.tokens[i])}</td>'
                    f"<td>{float(tr.rewards[i]):+.6f}</td><td>{float(tr.prefix_scores[i]):+.6f}</td></tr>"
                    for i in _shown(tr, show_special))
-    return (f'<table class="red-table"><tr><th>#</th><th class="text">{_unit(tr)}</th><th>reward</th><th>prefix score</th></tr>'
+    return (f'<table class="red-table"><tr><th>#</th><th class="text">{unit_name(tr)}</th><th>reward</th><th>prefix score</th></tr>'
             f"{rows}</table>")
 
 
@@ -363,7 +364,7 @@ def report_html(tr, *, scale: float | None = None, show_special: bool = True, ti
     """A standalone page (no script, no network): the run's header, the heatmap, the SVG plot, the numbers."""
     scale = scale if scale is not None else symmetric_scale(tr.rewards)
     doc_title = html.escape(title or f"Token rewards ({tr.method}, {tr.granularity})")
-    body = (f"<h2>{doc_title}</h2>" + header_html(tr) + legend_html(scale, _unit(tr), scale_mode) +
+    body = (f"<h2>{doc_title}</h2>" + header_html(tr) + legend_html(scale, unit_name(tr), scale_mode) +
             tokens_html(tr, scale=scale, show_special=show_special) +
             f'<div class="red-plotbox">{rewards_svg(tr, show_special=show_special)}</div>' +
             numbers_table_html(tr, show_special))
@@ -447,7 +448,7 @@ def heatmap_png(tr, path=None, *, scale: float | None = None, show_special: bool
         mark = "✓" if c["ok"] else "" if c["ok"] is None else "✗"
         model = str(tr.model) if len(str(tr.model)) <= 40 else "…" + str(tr.model)[-39:]
         summary = (f"R(x, y) = {fmt(c['score'])}   R(x, ∅) = {fmt(c['baseline'])}   Σ rewards = {fmt(c['sum'])}   "
-                   f"expected {fmt(c['expected'])} {mark}   ({tr.method}, {_unit(tr)}s, {model})")
+                   f"expected {fmt(c['expected'])} {mark}   ({tr.method}, {unit_name(tr)}s, {model})")
         ax.text(margin, margin + line_h * 0.5, summary, fontproperties=sans, va="center", parse_math=False)
         bar_y, bar_w = margin + line_h * 1.2, 2.2 * dpi
         gradient = np.linspace(-1, 1, 256)[None, :]  # (1, 256)
@@ -457,7 +458,7 @@ def heatmap_png(tr, path=None, *, scale: float | None = None, show_special: bool
         ax.add_patch(Rectangle((margin + label_w, bar_y), bar_w, line_h * 0.6, fill=False, edgecolor="#999", lw=0.6))
         mid = bar_y + line_h * 0.3
         ax.text(margin, mid, f"{-scale:+.3g}", fontproperties=sans, va="center", parse_math=False)
-        ax.text(margin + label_w + bar_w + 4 * pt, mid, f"{scale:+.3g}   reward per {_unit(tr)} (white = 0; red "
+        ax.text(margin + label_w + bar_w + 4 * pt, mid, f"{scale:+.3g}   reward per {unit_name(tr)} (white = 0; red "
                 f"lowered the reward, blue raised it)", fontproperties=sans, va="center", parse_math=False)
         y_top = margin + head_h
         for i, text, bx, brow, w in boxes:

@@ -61,7 +61,7 @@ def test_units_count_from_one_and_picking_opens_the_panel(scored):
     assert choices[0] == ("1 · The", 0) and len(choices) == len(RESPONSE.split())
     assert [label.split(" · ")[1] for label, _ in choices] == [t.strip() for t in scored.texts]
     assert whatif.unit_choices(None) == []
-    for written in ("3", "3|1712345678"):  # the heatmap's script may add a nonce, so a second click is a change
+    for written in ("3", "3:1712345678"):  # the heatmap's script adds a nonce, so a second click is a change
         dropdown, panel = whatif.pick(scored, written)
         assert dropdown["value"] == 3 and panel.open is True
     with pytest.raises(gr.Error, match="no unit 99"):

@@ -42,7 +42,7 @@
 
   // The "What if?" panel (app/whatif.py) opens on the tapped unit: its hidden box sits outside the closed panel.
   function toWhatIf(i) {
-    setBox("whatif-pick", `${i}|${Date.now()}`);  // "i|nonce": a second tap on the same unit is a change too
+    setBox("whatif-pick", `${i}:${Date.now()}`);  // as for tok-pick: a second tap on the same unit is a change too
   }
 
   function pick(tok) {
