@@ -404,8 +404,8 @@ class PPOTrainer:
         self.last_metrics = {
             "step": self.step_index,
             "reward_mean": float(np.mean(credit.scores)), "reward_std": float(np.std(credit.scores)),
-            "gold_mean": float(np.mean(gold)) if gold is not None else float("nan"),
-            "gold_std": float(np.std(gold)) if gold is not None else float("nan"),
+            "gold_mean": float(np.mean(gold)) if gold is not None else nan,
+            "gold_std": float(np.std(gold)) if gold is not None else nan,
             "baseline_mean": float(np.nanmean(credit.baselines)) if np.isfinite(credit.baselines).any() else float("nan"),
             "credit_sum_mean": float(credit.credit.sum(-1).mean()),
             "return_mean": float(rewards.sum(-1).mean()),

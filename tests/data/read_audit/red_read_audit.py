@@ -39,8 +39,8 @@ SYSTEM_ALLOWED = (
     "/usr/share/zoneinfo",  # time zones (zoneinfo, pandas)
     "/usr/share/locale",  # message catalogues: gettext (argparse) looks there under a non-English locale
     "/usr/bin/chromium",  # the browser test's Debian chromium (.ci/run installs it)
-    # font folders matplotlib lists when captum (the ig method) imports it; a machine without them works the same
-    # (matplotlib ships its own fonts), so these reads are not a dependency
+    # font folders matplotlib lists when it starts (the PNG heatmap, captum's ig method); a machine without them
+    # works the same (matplotlib ships its own fonts and the PNG uses them), so these reads are not a dependency
     "/usr/share/fonts", "/usr/local/share/fonts", "/usr/X11/lib/X11/fonts", "/usr/X11R6/lib/X11/fonts",
     "/usr/lib/openoffice/share/fonts",
     *mimetypes.knownfiles,  # the mime.types files the standard library reads (gradio serves files)
